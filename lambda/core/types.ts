@@ -1,0 +1,100 @@
+/** Open Inference Protocol (KServe V2) wire types, and the model manifest. */
+
+export const DATATYPES = [
+  'BOOL',
+  'INT8',
+  'INT16',
+  'INT32',
+  'INT64',
+  'UINT8',
+  'UINT16',
+  'UINT32',
+  'UINT64',
+  'FP32',
+  'FP64',
+  'BYTES',
+] as const;
+export type Datatype = (typeof DATATYPES)[number];
+
+export type Parameters = Record<string, string | number | boolean>;
+
+/** Tensor data as it appears in JSON: flat or nested, row-major. */
+export type JsonData = unknown[] | number | string | boolean;
+
+export interface RequestInput {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly datatype: string;
+  readonly parameters?: Parameters;
+  readonly data?: JsonData;
+}
+
+export interface RequestOutput {
+  readonly name: string;
+  readonly parameters?: Parameters;
+}
+
+export interface InferRequest {
+  readonly id?: string;
+  readonly parameters?: Parameters;
+  readonly inputs: readonly RequestInput[];
+  readonly outputs?: readonly RequestOutput[];
+}
+
+export interface ResponseOutput {
+  name: string;
+  shape: number[];
+  datatype: Datatype;
+  parameters?: Parameters;
+  data?: unknown[];
+}
+
+export interface InferResponse {
+  model_name: string;
+  model_version: string;
+  id?: string;
+  parameters?: Parameters;
+  outputs: ResponseOutput[];
+}
+
+/** A tensor in the model's metadata. Dynamic dimensions are -1, as in V2 metadata. */
+export interface TensorSpec {
+  readonly name: string;
+  readonly datatype: Datatype;
+  readonly shape: readonly number[];
+  /** Symbolic names of dynamic dimensions, where the model gives them. */
+  readonly dimNames?: readonly (string | null)[];
+}
+
+export interface FeatureBaseline {
+  /** Model input the feature belongs to. */
+  readonly input: string;
+  /** Position on the input's last axis. */
+  readonly index: number;
+  readonly name: string;
+  readonly count: number;
+  readonly mean: number;
+  readonly std: number;
+  readonly min: number;
+  readonly max: number;
+  /** Quantiles at 0.1, 0.2, ..., 0.9. */
+  readonly quantiles: readonly number[];
+  /** Histogram with `edges.length - 1` bins over [min, max]. */
+  readonly histogram: { readonly edges: readonly number[]; readonly counts: readonly number[] };
+}
+
+/** `model.json`, written beside `model.onnx` in a model folder. */
+export interface ModelManifest {
+  readonly name: string;
+  readonly version: string;
+  readonly description?: string;
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  /** Hex sha256 of model.onnx. */
+  readonly sha256: string;
+  readonly metrics?: Readonly<Record<string, number>>;
+  readonly labels?: readonly string[];
+  readonly baseline?: { readonly features: readonly FeatureBaseline[] };
+  readonly sample?: { readonly request: InferRequest; readonly response: InferResponse };
+  readonly training?: Readonly<Record<string, string | number>>;
+}
