@@ -29,8 +29,10 @@ import {
   UnsupportedMediaTypeError,
 } from './errors';
 import { resolveLimits, type Limits } from './limits';
-import { OnnxModel, type SessionTuning, type TensorIO } from './model';
-import { loadModelFiles } from './model-store';
+import type { OnnxModel, SessionTuning, TensorIO } from './model';
+import { openModel, type ModelSpec } from './open';
+
+export type { ModelSpec } from './open';
 
 export interface HttpRequest {
   readonly method: string;
@@ -44,15 +46,6 @@ export interface HttpResponse {
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly body: string | Buffer;
-}
-
-export interface ModelSpec {
-  /** A `.onnx` file, a model folder, or an `s3://` URI of either. */
-  readonly location: string;
-  /** @default - the manifest's name, else the file or folder name */
-  readonly name?: string;
-  /** @default - the manifest's sha256, if there is a manifest */
-  readonly expectedSha256?: string;
 }
 
 export type RequestFormat = 'json' | 'binary' | 'instances' | 'csv';
@@ -80,7 +73,6 @@ type ModelState =
   | { readonly state: 'ready'; readonly model: OnnxModel }
   | { readonly state: 'failed'; readonly name: string | undefined; readonly reason: string };
 
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
@@ -107,30 +99,18 @@ export class InferenceService {
     this.states.push({ state: 'loading', name: spec.name });
     const started = nowMs();
     try {
-      const files = await loadModelFiles(spec.location, {
-        expectedSha256: spec.expectedSha256,
-        s3: this.options.s3,
-        cacheDir: this.options.cacheDir,
-      });
-      const name = spec.name ?? files.manifest?.name ?? files.stem;
-      if (!MODEL_NAME.test(name)) {
-        throw new Error(`model name ${JSON.stringify(name)} must be letters, digits, '.', '_' or '-'; pass a name`);
+      const { model, source } = await openModel(spec, this.options);
+      if (this.find(model.name, slot)) {
+        await model.release();
+        throw new Error(`a model named '${model.name}' is already loaded`);
       }
-      if (this.find(name, slot)) throw new Error(`a model named '${name}' is already loaded`);
-      const model = await OnnxModel.create(files.bytes, {
-        name,
-        version: files.manifest?.version ?? '1',
-        manifest: files.manifest,
-        sha256: files.sha256,
-        session: this.options.session,
-      });
       this.states[slot] = { state: 'ready', model };
       this.options.telemetry?.modelLoaded?.({
-        model: name,
+        model: model.name,
         version: model.version,
-        source: files.source,
+        source,
         loadMs: nowMs() - started,
-        sha256: files.sha256,
+        sha256: model.sha256 ?? '',
       });
       return model;
     } catch (err) {

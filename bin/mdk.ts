@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * mdk: serve, inspect and batch-predict ONNX models locally, with the same
+ * HTTP contract the Lambda and container backends answer.
+ */
+import { inspectCommand } from './cli/inspect';
+import { predictCommand } from './cli/predict';
+import { serveCommand } from './cli/serve';
+import { CliError, UsageError } from './cli/args';
+
+const USAGE = `mdk: serve any ONNX model with the Open Inference Protocol (KServe V2)
+
+Usage:
+  mdk serve --model PATH [--name N] [--port 8080] [--host 127.0.0.1]
+  mdk inspect PATH
+  mdk predict --model PATH --input FILE --output FILE
+
+PATH is a .onnx file, a model folder (model.onnx + model.json), or an s3:// URI of either.
+Run 'mdk <command> --help' for a command's options.
+`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  serve: serveCommand,
+  inspect: inspectCommand,
+  predict: predictCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command '${name}'; use one of: ${Object.keys(COMMANDS).join(', ')}`);
+  return command(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`mdk: ${err.message}\n`);
+      if (err instanceof UsageError) process.stderr.write(`Run 'mdk --help' for usage.\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`mdk: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

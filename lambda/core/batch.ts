@@ -1,0 +1,139 @@
+/**
+ * Batch prediction over rows (JSONL or CSV lines). Rows are grouped into
+ * batches for speed; a batch that fails is retried row by row, so one bad row
+ * is reported with its line number and never costs the others.
+ */
+import { infoForTensor, nest, plainValues, prepareInference } from './codec';
+import { parseCsvLine } from './csv';
+import { BadRequestError, InferenceError } from './errors';
+import type { Limits } from './limits';
+import type { OnnxModel, TensorIO } from './model';
+
+export type RowFormat = 'jsonl' | 'csv';
+
+export interface SourceLine {
+  /** 1-based line number in the input file. */
+  readonly line: number;
+  readonly text: string;
+}
+
+export interface Prediction {
+  readonly line: number;
+  readonly outputs: Record<string, unknown>;
+}
+
+export interface RowError {
+  readonly line: number;
+  readonly error: string;
+}
+
+export type BatchResult = { readonly ok: Prediction } | { readonly failed: RowError };
+
+type Row = Record<string, unknown>;
+
+/** Turns one line into a row of values per input, or says why it cannot. */
+export function parseRow(model: OnnxModel, format: RowFormat, src: SourceLine): Row {
+  const inputs = model.inputs.filter((i): i is TensorIO => i.tensor);
+  const only = inputs.length === 1 ? inputs[0] : undefined;
+  if (format === 'csv') {
+    if (!only) throw new BadRequestError('CSV rows need a model with one input; use JSONL objects keyed by input name');
+    return { [only.name]: parseCsvLine(src.text, src.line) };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(src.text);
+  } catch (err) {
+    throw new BadRequestError(`not valid JSON: ${(err as Error).message}`);
+  }
+  if (Array.isArray(value) || typeof value !== 'object' || value === null) {
+    if (!only) {
+      throw new BadRequestError(
+        `this model has inputs ${inputs.map((i) => `'${i.name}'`).join(', ')}; each line must be an object keyed by input name`,
+      );
+    }
+    return { [only.name]: value };
+  }
+  return value as Row;
+}
+
+function rowShape(value: unknown): number[] {
+  const shape: number[] = [];
+  for (let node = value; Array.isArray(node); node = node[0] as unknown) shape.push(node.length);
+  return shape;
+}
+
+export class BatchPredictor {
+  private readonly inputs: readonly TensorIO[];
+  /** Rows can be stacked only when every input's first dimension is dynamic. */
+  readonly batchable: boolean;
+
+  constructor(
+    private readonly model: OnnxModel,
+    private readonly limits: Limits,
+  ) {
+    this.inputs = model.inputs.filter((i): i is TensorIO => i.tensor);
+    this.batchable = this.inputs.every((i) => i.dims !== undefined && i.dims.length > 0 && typeof i.dims[0] !== 'number');
+  }
+
+  /** Predicts one batch of parsed rows, in order. */
+  async predict(rows: readonly { line: number; row: Row }[]): Promise<BatchResult[]> {
+    if (rows.length === 0) return [];
+    if (this.batchable && rows.length > 1) {
+      try {
+        return await this.run(rows, true);
+      } catch (err) {
+        if (!(err instanceof InferenceError)) throw err;
+        // Fall through: find the rows at fault one at a time.
+      }
+    }
+    const out: BatchResult[] = [];
+    for (const r of rows) {
+      try {
+        out.push(...(await this.run([r], this.batchable)));
+      } catch (err) {
+        if (!(err instanceof InferenceError)) throw err;
+        out.push({ failed: { line: r.line, error: err.message } });
+      }
+    }
+    return out;
+  }
+
+  private async run(rows: readonly { line: number; row: Row }[], stacked: boolean): Promise<BatchResult[]> {
+    const first = rows[0]?.row ?? {};
+    const request = {
+      inputs: this.inputs.map((io) => {
+        if (!(io.name in first)) {
+          throw new BadRequestError(`missing input '${io.name}'; each row needs: ${this.inputs.map((i) => i.name).join(', ')}`);
+        }
+        const shape = rowShape(first[io.name]);
+        return stacked
+          ? { name: io.name, datatype: io.info.datatype, shape: [rows.length, ...shape], data: rows.map((r) => r.row[io.name]) }
+          : { name: io.name, datatype: io.info.datatype, shape, data: first[io.name] };
+      }),
+    };
+    const extra = Object.keys(first).find((k) => !this.inputs.some((i) => i.name === k));
+    if (extra !== undefined) {
+      throw new BadRequestError(`unknown input '${extra}'; the model's inputs are: ${this.inputs.map((i) => i.name).join(', ')}`);
+    }
+    const prepared = prepareInference(this.model, { header: request, binary: undefined }, this.limits);
+    const results = await this.model.run(prepared.feeds, prepared.fetches);
+    const n = rows.length;
+    const columns = prepared.fetches.map((name) => {
+      const t = results[name];
+      if (!t) throw new Error(`session returned no '${name}'`);
+      const values = plainValues(infoForTensor(name, t), t.data);
+      const perRow = stacked && t.dims[0] === n;
+      const dims = perRow ? t.dims.slice(1) : t.dims;
+      const size = perRow ? values.length / n : values.length;
+      return { name, dims, size, values, perRow };
+    });
+    return rows.map((r, i) => ({
+      ok: {
+        line: r.line,
+        outputs: Object.fromEntries(
+          columns.map((c) => [c.name, nest(c.perRow ? c.values.slice(i * c.size, (i + 1) * c.size) : c.values, c.dims)]),
+        ),
+      },
+    }));
+  }
+}

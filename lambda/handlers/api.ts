@@ -1,0 +1,74 @@
+/**
+ * The inference Lambda behind API Gateway (REST API or HTTP API proxy events).
+ * Logger, metrics and the model are set up once, at init; each invocation only
+ * converts the event and calls the core.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
+import { toHttpRequest, toProxyResult, type ProxyEvent, type ProxyResult } from '../core/apigw';
+import { runtimeConfigFromEnv } from '../core/runtime-config';
+import { InferenceService, type Telemetry } from '../core/service';
+
+const logger = new Logger({ serviceName: 'model-deploy-kit' });
+const metrics = new Metrics({ namespace: 'ModelDeployKit', serviceName: 'model-deploy-kit' });
+// API Gateway's synchronous Lambda payload is 6 MB, and base64 makes binary bodies a third larger.
+const config = runtimeConfigFromEnv(process.env, { maxPayloadBytes: 6 * 1024 * 1024 });
+const PAYLOAD_LOG_BYTES = 4096;
+
+const telemetry: Telemetry = {
+  modelLoaded: (e) => {
+    metrics.setDefaultDimensions({ model: e.model });
+    metrics.singleMetric().addMetric('ModelLoadTime', MetricUnit.Milliseconds, e.loadMs);
+    logger.info('model loaded', e);
+  },
+  modelFailed: (e) => {
+    metrics.singleMetric().addMetric('ModelLoadFailures', MetricUnit.Count, 1);
+    logger.error('model failed to load; it will not serve', e);
+  },
+  inference: (e) => {
+    metrics.addMetric('InferenceLatency', MetricUnit.Milliseconds, e.runMs);
+    metrics.addMetric('RequestLatency', MetricUnit.Milliseconds, e.totalMs);
+    metrics.addMetric('BatchSize', MetricUnit.Count, e.batchSize);
+  },
+  requestFailed: (e) => {
+    metrics.addMetric(`${e.kind}Errors`, MetricUnit.Count, 1);
+    if (e.kind === 'Internal') logger.error('request failed', { model: e.model, error: e.error as Error });
+    else logger.warn('request rejected', { model: e.model, kind: e.kind, status: e.status, reason: e.message });
+  },
+};
+
+const service = new InferenceService({
+  limits: config.limits,
+  session: { intraOpNumThreads: config.intraOpNumThreads },
+  telemetry,
+});
+
+/** Starts at init, so the first request does not pay for the download and session creation. */
+export const ready: Promise<unknown> = service.load({
+  location: config.modelUri,
+  name: config.modelName,
+  expectedSha256: config.modelSha256,
+});
+
+export async function handler(event: ProxyEvent, context?: Context): Promise<ProxyResult> {
+  if (context) logger.addContext(context);
+  await ready;
+  const started = performance.now();
+  const req = toHttpRequest(event);
+  if (config.logPayloads) {
+    logger.info('request payload', { path: req.path, body: req.body.toString('utf8', 0, PAYLOAD_LOG_BYTES) });
+  }
+  try {
+    const res = await service.handle(req);
+    logger.info('request', {
+      method: req.method,
+      path: req.path,
+      status: res.status,
+      ms: Math.round((performance.now() - started) * 1000) / 1000,
+    });
+    return toProxyResult(res);
+  } finally {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  }
+}

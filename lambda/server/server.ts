@@ -1,0 +1,121 @@
+/**
+ * The HTTP server for local mode (`mdk serve`) and the container. It only moves
+ * bytes: routing, validation and inference are the core's InferenceService.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HttpResponse, InferenceService } from '../core/service';
+
+export interface AccessLogEntry {
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly bytes: number;
+  readonly ms: number;
+}
+
+export interface ServerOptions {
+  /** @default 8080 */
+  readonly port?: number;
+  /** @default '127.0.0.1' */
+  readonly host?: string;
+  /** One call per request; never given bodies. @default - no access log */
+  readonly accessLog?: (entry: AccessLogEntry) => void;
+  /** How long an idle keep-alive connection stays open. @default 65 s, above common load balancer idle timeouts */
+  readonly keepAliveTimeoutMs?: number;
+  /** How long shutdown waits for in-flight requests before closing connections. @default 10 s */
+  readonly drainTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  readonly server: http.Server;
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting, lets in-flight requests finish (up to the drain timeout), then closes. */
+  close(): Promise<void>;
+}
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.reject(new BodyTooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}
+
+function send(res: http.ServerResponse, out: HttpResponse, close: boolean): number {
+  const body = typeof out.body === 'string' ? Buffer.from(out.body, 'utf8') : out.body;
+  res.writeHead(out.status, { ...out.headers, 'content-length': body.length, ...(close ? { connection: 'close' } : {}) });
+  res.end(body);
+  return body.length;
+}
+
+export function startServer(service: InferenceService, options: ServerOptions = {}): Promise<RunningServer> {
+  const limit = service.limits.maxPayloadBytes;
+  let draining = false;
+
+  const server = http.createServer((req, res) => {
+    const started = performance.now();
+    const method = req.method ?? 'GET';
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const log = (status: number, bytes: number) =>
+      options.accessLog?.({ method, path, status, bytes, ms: Math.round((performance.now() - started) * 1000) / 1000 });
+
+    readBody(req, limit)
+      .then(async (body) => {
+        const headers: Record<string, string | undefined> = {};
+        for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+        const out = await service.handle({ method, path, headers, body });
+        // While draining, each response closes its connection so clients reconnect elsewhere.
+        log(out.status, send(res, out, draining));
+      })
+      .catch((err: unknown) => {
+        const tooLarge = err instanceof BodyTooLarge;
+        const status = tooLarge ? 413 : 400;
+        const error = tooLarge
+          ? `request body is larger than the limit of ${limit} bytes; send a smaller batch`
+          : 'the request body could not be read';
+        // The rest of an oversized body is not read, so this connection cannot be reused.
+        const body = JSON.stringify({ error });
+        log(status, send(res, { status, headers: { 'content-type': 'application/json' }, body }, true));
+      });
+  });
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 65_000;
+  server.headersTimeout = server.keepAliveTimeout + 1_000;
+
+  const close = async (): Promise<void> => {
+    if (draining) return;
+    draining = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), options.drainTimeoutMs ?? 10_000);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+  };
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      const addr = server.address() as AddressInfo;
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      resolve({ server, url: `http://${host}:${addr.port}`, port: addr.port, close });
+    });
+  });
+}

@@ -1,0 +1,180 @@
+import * as http from 'node:http';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { buildMlp } from '../../../models/onnx-builder';
+import { InferenceService } from '../../../lambda/core/service';
+import { startServer, type AccessLogEntry, type RunningServer } from '../../../lambda/server/server';
+import { writeTempModel } from '../../support/temp-model';
+
+const IRIS = path.join(__dirname, '..', '..', '..', 'models', 'iris');
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  reused: boolean;
+}
+
+function request(
+  url: string,
+  opts: { method?: string; body?: Buffer | string; headers?: Record<string, string>; agent?: http.Agent } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: req.reusedSocket }),
+      );
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+const json = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
+
+describe('startServer', () => {
+  let service: InferenceService;
+  let server: RunningServer;
+  const log: AccessLogEntry[] = [];
+
+  beforeAll(async () => {
+    service = new InferenceService({ sagemaker: true, limits: { maxPayloadBytes: 64 * 1024 } });
+    await service.load({ location: IRIS });
+    server = await startServer(service, { port: 0, accessLog: (e) => log.push(e) });
+  });
+
+  afterAll(async () => {
+    await server.close();
+    await service.close();
+  });
+
+  it('answers the V2 routes with the same results as a direct onnxruntime run', async () => {
+    expect((await request(`${server.url}/v2/health/live`)).status).toBe(200);
+    expect((await request(`${server.url}/v2/health/ready`)).status).toBe(200);
+    const meta = await request(`${server.url}/v2/models/iris`);
+    expect(json(meta)).toMatchObject({ name: 'iris', versions: ['1.0.0'] });
+
+    const data = [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3];
+    const res = await request(`${server.url}/v2/models/iris/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+
+    const session = await ort.InferenceSession.create(path.join(IRIS, 'model.onnx'));
+    const direct = await session.run({ input: new ort.Tensor('float32', Float32Array.from(data), [2, 4]) });
+    const outputs = json(res).outputs as { name: string; data: number[] }[];
+    expect(outputs[0]?.data).toEqual(Array.from(direct.probabilities?.data as Float32Array));
+    expect(outputs[1]?.data).toEqual(Array.from(direct.label?.data as BigInt64Array, Number));
+    await session.release();
+  });
+
+  it('reuses keep-alive connections', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const first = await request(`${server.url}/v2/health/live`, { agent });
+    const second = await request(`${server.url}/v2/health/live`, { agent });
+    agent.destroy();
+    expect(first.reused).toBe(false);
+    expect(second.reused).toBe(true);
+  });
+
+  it('rejects a body over the limit with 413, declared or streamed', async () => {
+    const big = Buffer.alloc(100 * 1024, 0x20);
+    const declared = await request(`${server.url}/v2/models/iris/infer`, { method: 'POST', body: big });
+    expect(declared.status).toBe(413);
+    expect(json(declared).error).toMatch(/larger than the limit of 65536 bytes/);
+
+    const streamed = await new Promise<Reply>((resolve, reject) => {
+      const req = http.request(`${server.url}/v2/models/iris/infer`, { method: 'POST' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: false }),
+        );
+      });
+      req.on('error', reject);
+      // Chunked, with no content-length: the limit is enforced while reading.
+      req.write(big.subarray(0, 40 * 1024));
+      req.end(big.subarray(40 * 1024));
+    });
+    expect(streamed.status).toBe(413);
+    expect(streamed.headers.connection).toBe('close');
+  });
+
+  it('answers bad requests with 4xx JSON errors and keeps serving', async () => {
+    const cases: [string, string, string | undefined, number, RegExp][] = [
+      ['POST', '/v2/models/iris/infer', '{not json', 400, /not valid JSON/],
+      ['POST', '/v2/models/unknown/infer', '{}', 404, /unknown model 'unknown'/],
+      ['GET', '/v2/models/iris/infer', undefined, 405, /use POST/],
+      ['GET', '/nowhere', undefined, 404, /no route for GET \/nowhere/],
+      [
+        'POST',
+        '/v2/models/iris/infer',
+        JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP64', data: [1, 2, 3, 4] }] }),
+        400,
+        /datatype FP64 but the model expects FP32/,
+      ],
+    ];
+    for (const [method, route, body, status, message] of cases) {
+      const res = await request(`${server.url}${route}`, { method, body });
+      expect([route, res.status]).toEqual([route, status]);
+      expect(json(res).error).toMatch(message);
+    }
+    expect((await request(`${server.url}/v2/health/ready`)).status).toBe(200);
+  });
+
+  it('serves the SageMaker routes', async () => {
+    expect((await request(`${server.url}/ping`)).status).toBe(200);
+    const res = await request(`${server.url}/invocations`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/csv' },
+      body: '5.1,3.5,1.4,0.2\n',
+    });
+    expect(res.status).toBe(200);
+    expect((json(res).predictions as unknown[]).length).toBe(1);
+  });
+
+  it('writes an access log line per request without bodies', async () => {
+    log.length = 0;
+    await request(`${server.url}/v2/models/iris/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [9, 8, 7, 6] }] }),
+    });
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatchObject({ method: 'POST', path: '/v2/models/iris/infer', status: 200 });
+    expect(JSON.stringify(log)).not.toContain('9,8,7,6');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes a request that is in flight when shutdown starts, then refuses new connections', async () => {
+    let server: RunningServer | undefined;
+    let closing: Promise<void> | undefined;
+    // Shutdown starts while the request is inside the service, so it is truly in flight.
+    class ClosingService extends InferenceService {
+      override async handle(req: Parameters<InferenceService['handle']>[0]) {
+        closing ??= server?.close();
+        await new Promise((r) => setTimeout(r, 50));
+        return super.handle(req);
+      }
+    }
+    const dir = await writeTempModel('mlp', buildMlp({ layers: [16, 32, 4], seed: 7 }));
+    const service = new ClosingService();
+    await service.load({ location: dir });
+    server = await startServer(service, { port: 0 });
+    const body = JSON.stringify({ inputs: [{ name: 'input', shape: [2, 16], datatype: 'FP32', data: new Array<number>(32).fill(0.5) }] });
+    const noReuse = new http.Agent({ keepAlive: false });
+    const res = await request(`${server.url}/v2/models/mlp/infer`, { method: 'POST', body, agent: noReuse });
+    expect(closing).toBeDefined();
+    await closing;
+    expect(res.status).toBe(200);
+    expect(res.headers.connection).toBe('close');
+    expect((json(res).outputs as { shape: number[] }[])[0]?.shape).toEqual([2, 4]);
+    await expect(request(`${server.url}/v2/health/live`, { agent: noReuse })).rejects.toThrow(/ECONNREFUSED/);
+    await service.close();
+  });
+});
