@@ -43,7 +43,8 @@ const describe = (v: unknown): string => {
   if (Array.isArray(v)) return 'an array';
   if (v === null) return 'null';
   if (typeof v === 'object') return 'an object';
-  return String(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return typeof v;
 };
 
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
@@ -87,7 +88,9 @@ export function parseJson(bytes: Buffer | string): unknown {
 
 function checkShape(where: string, shape: unknown): number[] {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-    throw new BadRequestError(`${where}.shape must be an array of non-negative integers, got ${describe(shape)}`);
+    throw new BadRequestError(
+      `${where}.shape must be an array of non-negative integers, got ${describe(shape)}`,
+    );
   }
   return shape as number[];
 }
@@ -97,7 +100,12 @@ function shapeText(dims: readonly (number | { dynamic: string })[]): string {
 }
 
 /** Checks a request shape against the model's declared dimensions. */
-function checkDims(io: TensorIO, shape: number[], named: Map<string, [number, string]>, limits: Limits): void {
+function checkDims(
+  io: TensorIO,
+  shape: number[],
+  named: Map<string, [number, string]>,
+  limits: Limits,
+): void {
   const dims = io.dims;
   if (dims !== undefined) {
     if (dims.length !== shape.length) {
@@ -151,7 +159,9 @@ function flatten(name: string, data: unknown, shape: number[]): unknown[] {
   const walk = (node: unknown, level: number, path: string): void => {
     if (level === shape.length) {
       if (Array.isArray(node)) {
-        throw new BadRequestError(`input '${name}' data${path} is nested deeper than shape [${shape.join(', ')}]`);
+        throw new BadRequestError(
+          `input '${name}' data${path} is nested deeper than shape [${shape.join(', ')}]`,
+        );
       }
       out.push(node);
       return;
@@ -248,6 +258,15 @@ function fromBinary(
       `input '${name}' declares binary_data_size ${size}, but ${count} ${info.datatype} elements take ${count * info.size} bytes`,
     );
   }
+  if (info.kind === 'bool') {
+    // The extension sends true as 1 and false as 0; any other byte would reach onnxruntime as a malformed bool.
+    const bad = bytes.findIndex((b) => b > 1);
+    if (bad !== -1) {
+      throw new BadRequestError(
+        `input '${name}' binary data[${bad}] is ${String(bytes[bad])}; BOOL bytes must be 0 or 1`,
+      );
+    }
+  }
   const Ctor = info.array as Float32ArrayConstructor;
   // A view when the bytes are aligned, a copy when they are not: typed arrays need aligned offsets.
   const src = bytes.byteOffset % info.size === 0 ? bytes : Buffer.from(bytes);
@@ -265,13 +284,17 @@ function decodeBytesElements(name: string, bytes: Buffer, count: number): string
     const len = bytes.readUInt32LE(pos);
     pos += 4;
     if (pos + len > bytes.length) {
-      throw new BadRequestError(`input '${name}' BYTES element ${i} claims ${len} bytes, past the end of its data`);
+      throw new BadRequestError(
+        `input '${name}' BYTES element ${i} claims ${len} bytes, past the end of its data`,
+      );
     }
     out.push(bytes.toString('utf8', pos, pos + len));
     pos += len;
   }
   if (pos !== bytes.length) {
-    throw new BadRequestError(`input '${name}' has ${bytes.length - pos} bytes left over after ${count} BYTES elements`);
+    throw new BadRequestError(
+      `input '${name}' has ${bytes.length - pos} bytes left over after ${count} BYTES elements`,
+    );
   }
   return out;
 }
@@ -324,7 +347,8 @@ export function prepareInference(model: OnnxModel, raw: RawRequest, limits: Limi
     const where = `inputs[${idx}]`;
     if (!isRecord(input)) throw new BadRequestError(`${where} must be an object, got ${describe(input)}`);
     const name = input.name;
-    if (typeof name !== 'string') throw new BadRequestError(`${where}.name must be a string, got ${describe(name)}`);
+    if (typeof name !== 'string')
+      throw new BadRequestError(`${where}.name must be a string, got ${describe(name)}`);
     const io = model.input(name);
     if (!io) {
       throw new BadRequestError(`unknown input '${name}'; the model's inputs are: ${names(model.inputs)}`);
@@ -339,7 +363,9 @@ export function prepareInference(model: OnnxModel, raw: RawRequest, limits: Limi
       );
     }
     if (info !== io.info) {
-      throw new BadRequestError(`input '${name}' has datatype ${info.datatype} but the model expects ${io.info.datatype}`);
+      throw new BadRequestError(
+        `input '${name}' has datatype ${info.datatype} but the model expects ${io.info.datatype}`,
+      );
     }
     const shape = checkShape(`input '${name}'`, input.shape);
     checkDims(io, shape, named, limits);
@@ -356,7 +382,9 @@ export function prepareInference(model: OnnxModel, raw: RawRequest, limits: Limi
         );
       }
       if (input.data !== undefined) {
-        throw new BadRequestError(`input '${name}' has both "data" and parameters.binary_data_size; send one`);
+        throw new BadRequestError(
+          `input '${name}' has both "data" and parameters.binary_data_size; send one`,
+        );
       }
       const size = binarySize as number;
       const available = raw.binary?.length ?? 0;
@@ -390,7 +418,9 @@ export function prepareInference(model: OnnxModel, raw: RawRequest, limits: Limi
   }
   const missing = model.inputs.filter((io) => io.tensor && !feeds[io.name]).map((io) => io.name);
   if (missing.length > 0) {
-    throw new BadRequestError(`missing input ${missing.map((m) => `'${m}'`).join(', ')}; the model needs: ${names(model.inputs)}`);
+    throw new BadRequestError(
+      `missing input ${missing.map((m) => `'${m}'`).join(', ')}; the model needs: ${names(model.inputs)}`,
+    );
   }
 
   const allBinary = isRecord(req.parameters) && req.parameters.binary_data_output === true;
@@ -410,7 +440,10 @@ export function prepareInference(model: OnnxModel, raw: RawRequest, limits: Limi
         throw new BadRequestError(`outputs[${idx}].name must be a string, got ${describe(name)}`);
       }
       const io = model.output(name);
-      if (!io) throw new BadRequestError(`unknown output '${name}'; the model's outputs are: ${names(model.outputs)}`);
+      if (!io)
+        throw new BadRequestError(
+          `unknown output '${name}'; the model's outputs are: ${names(model.outputs)}`,
+        );
       if (!io.tensor) {
         throw new BadRequestError(
           `output '${name}' is ${io.reason}; ask for one of: ${names(model.outputs) || '(none)'}`,
@@ -424,7 +457,7 @@ export function prepareInference(model: OnnxModel, raw: RawRequest, limits: Limi
   if (fetches.length === 0) {
     throw new BadRequestError('this model has no tensor outputs that onnxruntime-node can return');
   }
-  return { id: req.id as string | undefined, feeds, fetches, binaryOutputs, batchSize };
+  return { id: req.id, feeds, fetches, binaryOutputs, batchSize };
 }
 
 /** JSON text for a tensor's data. Exact for 64-bit integers, null for non-finite floats (JSON has no NaN). */
@@ -509,7 +542,9 @@ export function plainValues(info: DatatypeInfo, data: ort.Tensor.DataType): unkn
   switch (info.kind) {
     case 'bigint':
       return Array.from(data as BigInt64Array, (v) =>
-        v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString(),
+        v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)
+          ? Number(v)
+          : v.toString(),
       );
     case 'bool':
       return Array.from(data as Uint8Array, (v) => v !== 0);

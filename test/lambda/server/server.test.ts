@@ -17,22 +17,37 @@ interface Reply {
 
 function request(
   url: string,
-  opts: { method?: string; body?: Buffer | string; headers?: Record<string, string>; agent?: http.Agent } = {},
+  opts: {
+    method?: string;
+    body?: Buffer | string;
+    headers?: Record<string, string>;
+    agent?: http.Agent;
+  } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: req.reusedSocket }),
-      );
-    });
+    const req = http.request(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.headers, agent: opts.agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            reused: req.reusedSocket,
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
 }
 
-const json = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
+const json = (r: Reply): Record<string, unknown> =>
+  JSON.parse(r.body.toString('utf8')) as Record<string, unknown>;
 
 describe('startServer', () => {
   let service: InferenceService;
@@ -93,7 +108,12 @@ describe('startServer', () => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), reused: false }),
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            reused: false,
+          }),
         );
       });
       req.on('error', reject);
@@ -142,7 +162,9 @@ describe('startServer', () => {
     log.length = 0;
     await request(`${server.url}/v2/models/iris/infer`, {
       method: 'POST',
-      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [9, 8, 7, 6] }] }),
+      body: JSON.stringify({
+        inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [9, 8, 7, 6] }],
+      }),
     });
     expect(log).toHaveLength(1);
     expect(log[0]).toMatchObject({ method: 'POST', path: '/v2/models/iris/infer', status: 200 });
@@ -152,12 +174,11 @@ describe('startServer', () => {
 
 describe('graceful shutdown', () => {
   it('finishes a request that is in flight when shutdown starts, then refuses new connections', async () => {
-    let server: RunningServer | undefined;
-    let closing: Promise<void> | undefined;
+    const state: { server?: RunningServer; closing?: Promise<void> } = {};
     // Shutdown starts while the request is inside the service, so it is truly in flight.
     class ClosingService extends InferenceService {
       override async handle(req: Parameters<InferenceService['handle']>[0]) {
-        closing ??= server?.close();
+        state.closing ??= state.server?.close();
         await new Promise((r) => setTimeout(r, 50));
         return super.handle(req);
       }
@@ -165,12 +186,15 @@ describe('graceful shutdown', () => {
     const dir = await writeTempModel('mlp', buildMlp({ layers: [16, 32, 4], seed: 7 }));
     const service = new ClosingService();
     await service.load({ location: dir });
-    server = await startServer(service, { port: 0 });
-    const body = JSON.stringify({ inputs: [{ name: 'input', shape: [2, 16], datatype: 'FP32', data: new Array<number>(32).fill(0.5) }] });
+    const server = await startServer(service, { port: 0 });
+    state.server = server;
+    const body = JSON.stringify({
+      inputs: [{ name: 'input', shape: [2, 16], datatype: 'FP32', data: new Array<number>(32).fill(0.5) }],
+    });
     const noReuse = new http.Agent({ keepAlive: false });
     const res = await request(`${server.url}/v2/models/mlp/infer`, { method: 'POST', body, agent: noReuse });
-    expect(closing).toBeDefined();
-    await closing;
+    expect(state.closing).toBeDefined();
+    await state.closing;
     expect(res.status).toBe(200);
     expect(res.headers.connection).toBe('close');
     expect((json(res).outputs as { shape: number[] }[])[0]?.shape).toEqual([2, 4]);
