@@ -32,7 +32,8 @@ async function main(argv: string[]): Promise<number> {
     return name === undefined ? 2 : 0;
   }
   const command = COMMANDS[name];
-  if (!command) throw new UsageError(`unknown command '${name}'; use one of: ${Object.keys(COMMANDS).join(', ')}`);
+  if (!command)
+    throw new UsageError(`unknown command '${name}'; use one of: ${Object.keys(COMMANDS).join(', ')}`);
   return command(rest);
 }
 
@@ -46,7 +47,9 @@ main(process.argv.slice(2)).then(
       if (err instanceof UsageError) process.stderr.write(`Run 'mdk --help' for usage.\n`);
       process.exitCode = err.exitCode;
     } else {
-      process.stderr.write(`mdk: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `mdk: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
       process.exitCode = 1;
     }
   },

@@ -57,7 +57,9 @@ export function int(p: Parsed, name: string, min: number, max: number): number |
   if (raw === undefined) return undefined;
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || n < min || n > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    throw new UsageError(
+      `--${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`,
+    );
   }
   return n;
 }

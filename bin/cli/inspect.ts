@@ -16,10 +16,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   const [location, ...extra] = p.positionals;
   if (location === undefined) throw new UsageError('inspect needs a PATH');
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
-  const { model, source } = await openModel({ location }, { session: { intraOpNumThreads: 1 } }).catch((err: Error) => {
-    throw new CliError(err.message);
-  });
-  const { name, versions, platform, inputs, outputs, unsupported_inputs, unsupported_outputs } = model.metadata();
+  const { model, source } = await openModel({ location }, { session: { intraOpNumThreads: 1 } }).catch(
+    (err: Error) => {
+      throw new CliError(err.message);
+    },
+  );
+  const { name, versions, platform, inputs, outputs, unsupported_inputs, unsupported_outputs } =
+    model.metadata();
   const m = model.manifest;
   const report = {
     name,

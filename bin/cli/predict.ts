@@ -50,7 +50,9 @@ class Progress {
     const secs = (now - this.started) / 1000;
     const rate = secs > 0 ? Math.round(rows / secs) : 0;
     const pct = this.totalBytes ? ` ${Math.min(100, Math.floor((bytesRead / this.totalBytes) * 100))}%` : '';
-    process.stderr.write(`\r\x1b[K${rows.toLocaleString()} rows, ${errors} errors, ${rate.toLocaleString()} rows/s${pct}`);
+    process.stderr.write(
+      `\r\x1b[K${rows.toLocaleString()} rows, ${errors} errors, ${rate.toLocaleString()} rows/s${pct}`,
+    );
   }
 
   done(): void {
@@ -63,7 +65,9 @@ async function write(stream: WriteStream, text: string): Promise<void> {
 }
 
 async function closeStream(stream: WriteStream): Promise<void> {
-  await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
+  );
 }
 
 export async function predictCommand(argv: string[]): Promise<number> {
@@ -88,7 +92,8 @@ export async function predictCommand(argv: string[]): Promise<number> {
   if (formatFlag !== undefined && formatFlag !== 'jsonl' && formatFlag !== 'csv') {
     throw new UsageError(`--format must be jsonl or csv, got ${JSON.stringify(formatFlag)}`);
   }
-  const format: RowFormat = formatFlag ?? (path.extname(inputPath).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
+  const format: RowFormat =
+    formatFlag ?? (path.extname(inputPath).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
   const limits = resolveLimits({});
   const batchSize = int(p, 'batch-size', 1, limits.maxBatch) ?? 256;
 
@@ -99,11 +104,12 @@ export async function predictCommand(argv: string[]): Promise<number> {
     });
     totalBytes = stat.size;
   }
-  const { model } = await openModel({ location }, { session: { intraOpNumThreads: int(p, 'threads', 1, 1024) } }).catch(
-    (err: Error) => {
-      throw new CliError(err.message);
-    },
-  );
+  const { model } = await openModel(
+    { location },
+    { session: { intraOpNumThreads: int(p, 'threads', 1, 1024) } },
+  ).catch((err: Error) => {
+    throw new CliError(err.message);
+  });
   const predictor = new BatchPredictor(model, limits);
   const input = inputPath === '-' ? process.stdin : createReadStream(inputPath);
   const output = createWriteStream(outputPath);

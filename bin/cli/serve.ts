@@ -63,7 +63,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
   );
   const unsupported = model.outputs.filter((o) => !o.tensor).map((o) => o.name);
   if (unsupported.length > 0) {
-    process.stderr.write(`mdk: outputs ${unsupported.join(', ')} are not tensors and are left out of responses\n`);
+    process.stderr.write(
+      `mdk: outputs ${unsupported.join(', ')} are not tensors and are left out of responses\n`,
+    );
   }
 
   const quiet = p.values.quiet === true;
@@ -74,7 +76,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
       ? undefined
       : (e) => process.stderr.write(`${e.method} ${e.path} ${e.status} ${e.bytes}B ${e.ms}ms\n`),
   }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'EADDRINUSE') throw new UsageError(`port ${port} on ${host} is in use; pick another with --port`);
+    if (err.code === 'EADDRINUSE')
+      throw new UsageError(`port ${port} on ${host} is in use; pick another with --port`);
     throw err;
   });
 

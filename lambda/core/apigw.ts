@@ -39,5 +39,10 @@ export function toHttpRequest(event: ProxyEvent): HttpRequest {
 
 export function toProxyResult(res: HttpResponse): ProxyResult {
   if (typeof res.body === 'string') return { statusCode: res.status, headers: res.headers, body: res.body };
-  return { statusCode: res.status, headers: res.headers, body: res.body.toString('base64'), isBase64Encoded: true };
+  return {
+    statusCode: res.status,
+    headers: res.headers,
+    body: res.body.toString('base64'),
+    isBase64Encoded: true,
+  };
 }

@@ -36,7 +36,10 @@ export function parseRow(model: OnnxModel, format: RowFormat, src: SourceLine): 
   const inputs = model.inputs.filter((i): i is TensorIO => i.tensor);
   const only = inputs.length === 1 ? inputs[0] : undefined;
   if (format === 'csv') {
-    if (!only) throw new BadRequestError('CSV rows need a model with one input; use JSONL objects keyed by input name');
+    if (!only)
+      throw new BadRequestError(
+        'CSV rows need a model with one input; use JSONL objects keyed by input name',
+      );
     return { [only.name]: parseCsvLine(src.text, src.line) };
   }
   let value: unknown;
@@ -72,7 +75,9 @@ export class BatchPredictor {
     private readonly limits: Limits,
   ) {
     this.inputs = model.inputs.filter((i): i is TensorIO => i.tensor);
-    this.batchable = this.inputs.every((i) => i.dims !== undefined && i.dims.length > 0 && typeof i.dims[0] !== 'number');
+    this.batchable = this.inputs.every(
+      (i) => i.dims !== undefined && i.dims.length > 0 && typeof i.dims[0] !== 'number',
+    );
   }
 
   /** Predicts one batch of parsed rows, in order. */
@@ -103,17 +108,26 @@ export class BatchPredictor {
     const request = {
       inputs: this.inputs.map((io) => {
         if (!(io.name in first)) {
-          throw new BadRequestError(`missing input '${io.name}'; each row needs: ${this.inputs.map((i) => i.name).join(', ')}`);
+          throw new BadRequestError(
+            `missing input '${io.name}'; each row needs: ${this.inputs.map((i) => i.name).join(', ')}`,
+          );
         }
         const shape = rowShape(first[io.name]);
         return stacked
-          ? { name: io.name, datatype: io.info.datatype, shape: [rows.length, ...shape], data: rows.map((r) => r.row[io.name]) }
+          ? {
+              name: io.name,
+              datatype: io.info.datatype,
+              shape: [rows.length, ...shape],
+              data: rows.map((r) => r.row[io.name]),
+            }
           : { name: io.name, datatype: io.info.datatype, shape, data: first[io.name] };
       }),
     };
     const extra = Object.keys(first).find((k) => !this.inputs.some((i) => i.name === k));
     if (extra !== undefined) {
-      throw new BadRequestError(`unknown input '${extra}'; the model's inputs are: ${this.inputs.map((i) => i.name).join(', ')}`);
+      throw new BadRequestError(
+        `unknown input '${extra}'; the model's inputs are: ${this.inputs.map((i) => i.name).join(', ')}`,
+      );
     }
     const prepared = prepareInference(this.model, { header: request, binary: undefined }, this.limits);
     const results = await this.model.run(prepared.feeds, prepared.fetches);
@@ -131,7 +145,10 @@ export class BatchPredictor {
       ok: {
         line: r.line,
         outputs: Object.fromEntries(
-          columns.map((c) => [c.name, nest(c.perRow ? c.values.slice(i * c.size, (i + 1) * c.size) : c.values, c.dims)]),
+          columns.map((c) => [
+            c.name,
+            nest(c.perRow ? c.values.slice(i * c.size, (i + 1) * c.size) : c.values, c.dims),
+          ]),
         ),
       },
     }));

@@ -12,7 +12,9 @@ export function parseCsv(text: string, maxRows: number): number[][] {
     const line = (lines[i] as string).trim();
     if (line === '') continue;
     if (rows.length === maxRows) {
-      throw new PayloadTooLargeError(`the CSV body has more than ${maxRows} rows; split it into smaller requests`);
+      throw new PayloadTooLargeError(
+        `the CSV body has more than ${maxRows} rows; split it into smaller requests`,
+      );
     }
     const row = parseCsvLine(line, i + 1);
     if (width === -1) width = row.length;
@@ -30,7 +32,9 @@ export function parseCsvLine(line: string, lineNo: number): number[] {
     const t = cell.trim();
     const v = t === '' ? NaN : Number(t);
     if (!Number.isFinite(v)) {
-      throw new BadRequestError(`CSV line ${lineNo}, column ${col + 1}: ${JSON.stringify(t)} is not a number`);
+      throw new BadRequestError(
+        `CSV line ${lineNo}, column ${col + 1}: ${JSON.stringify(t)} is not a number`,
+      );
     }
     return v;
   });

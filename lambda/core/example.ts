@@ -19,7 +19,12 @@ export function exampleRequest(model: OnnxModel): InferRequest {
     inputs: tensors.map((io) => {
       const shape = (io.dims ?? [1]).map((d) => (typeof d === 'number' ? d : 1));
       const count = shape.reduce((a, b) => a * b, 1);
-      return { name: io.name, shape, datatype: io.info.datatype, data: new Array<unknown>(count).fill(filler(io)) };
+      return {
+        name: io.name,
+        shape,
+        datatype: io.info.datatype,
+        data: new Array<unknown>(count).fill(filler(io)),
+      };
     }),
   };
 }

@@ -48,7 +48,8 @@ export function parseS3Uri(uri: string): { bucket: string; key: string } {
 
 function checkManifest(raw: unknown, where: string): ModelManifest {
   const m = raw as Partial<ModelManifest> | null;
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new Error(`${where} must be a JSON object`);
+  if (typeof m !== 'object' || m === null || Array.isArray(m))
+    throw new Error(`${where} must be a JSON object`);
   for (const field of ['name', 'version', 'sha256'] as const) {
     if (typeof m[field] !== 'string' || m[field] === '') {
       throw new Error(`${where} needs a non-empty string "${field}"`);

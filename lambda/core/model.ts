@@ -49,7 +49,10 @@ export interface OnnxModelOptions {
   readonly session?: SessionTuning;
 }
 
-function toIO(meta: ort.InferenceSession.ValueMetadata, manifestShape: readonly number[] | undefined): ModelIO {
+function toIO(
+  meta: ort.InferenceSession.ValueMetadata,
+  manifestShape: readonly number[] | undefined,
+): ModelIO {
   if (!meta.isTensor) {
     return {
       name: meta.name,
@@ -123,9 +126,13 @@ export class OnnxModel {
   metadata(): ModelMetadata {
     const shape = (io: TensorIO) => (io.dims ?? []).map((d) => (typeof d === 'number' ? d : -1));
     const tensors = (list: readonly ModelIO[]) =>
-      list.filter((io): io is TensorIO => io.tensor).map((io) => ({ name: io.name, datatype: io.info.datatype, shape: shape(io) }));
+      list
+        .filter((io): io is TensorIO => io.tensor)
+        .map((io) => ({ name: io.name, datatype: io.info.datatype, shape: shape(io) }));
     const unsupported = (list: readonly ModelIO[]) =>
-      list.filter((io): io is UnsupportedIO => !io.tensor).map((io) => ({ name: io.name, reason: io.reason }));
+      list
+        .filter((io): io is UnsupportedIO => !io.tensor)
+        .map((io) => ({ name: io.name, reason: io.reason }));
     const meta: ModelMetadata = {
       name: this.name,
       versions: [this.version],

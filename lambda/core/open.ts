@@ -20,7 +20,10 @@ export interface OpenOptions {
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** Finds, verifies and loads a model: the one path from a location to a ready session. */
-export async function openModel(spec: ModelSpec, options: OpenOptions = {}): Promise<{ model: OnnxModel; source: string }> {
+export async function openModel(
+  spec: ModelSpec,
+  options: OpenOptions = {},
+): Promise<{ model: OnnxModel; source: string }> {
   const files = await loadModelFiles(spec.location, {
     expectedSha256: spec.expectedSha256,
     s3: options.s3,

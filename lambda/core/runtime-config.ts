@@ -20,7 +20,8 @@ function positiveInt(env: Readonly<Record<string, string | undefined>>, key: str
   const raw = env[key];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new Error(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -29,7 +30,8 @@ export function runtimeConfigFromEnv(
   defaults: Partial<Limits> = {},
 ): RuntimeConfig {
   const modelUri = env.MODEL_URI;
-  if (!modelUri) throw new Error('MODEL_URI is not set: give the model folder, .onnx file or s3:// URI to serve');
+  if (!modelUri)
+    throw new Error('MODEL_URI is not set: give the model folder, .onnx file or s3:// URI to serve');
   const sha = env.MODEL_SHA256;
   if (sha !== undefined && sha !== '' && !/^[0-9a-fA-F]{64}$/.test(sha)) {
     throw new Error(`MODEL_SHA256 must be 64 hex characters, got ${JSON.stringify(sha)}`);

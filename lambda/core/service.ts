@@ -54,7 +54,14 @@ export type RequestFormat = 'json' | 'binary' | 'instances' | 'csv';
 export interface Telemetry {
   modelLoaded?(e: { model: string; version: string; source: string; loadMs: number; sha256: string }): void;
   modelFailed?(e: { location: string; error: string }): void;
-  inference?(e: { model: string; version: string; batchSize: number; runMs: number; totalMs: number; format: RequestFormat }): void;
+  inference?(e: {
+    model: string;
+    version: string;
+    batchSize: number;
+    runMs: number;
+    totalMs: number;
+    format: RequestFormat;
+  }): void;
   requestFailed?(e: { model?: string; kind: string; status: number; message: string; error?: unknown }): void;
 }
 
@@ -151,9 +158,12 @@ export class InferenceService {
     if (!s) {
       // A model whose name is not known until its files are read may be the one asked for.
       const pending = this.states.find((x) => x.state !== 'ready' && x.name === undefined);
-      if (pending?.state === 'loading') throw new ModelNotReadyError(`model '${name}' is not ready: still loading`);
+      if (pending?.state === 'loading')
+        throw new ModelNotReadyError(`model '${name}' is not ready: still loading`);
       if (pending?.state === 'failed') {
-        throw new ModelNotReadyError(`model '${name}' is not ready: a model failed to load: ${pending.reason}`);
+        throw new ModelNotReadyError(
+          `model '${name}' is not ready: a model failed to load: ${pending.reason}`,
+        );
       }
       const known = this.models().map((m) => m.name);
       throw new NotFoundError(`unknown model '${name}'; this server has: ${known.join(', ') || '(none)'}`);
@@ -161,7 +171,9 @@ export class InferenceService {
     if (s.state === 'loading') throw new ModelNotReadyError(`model '${name}' is not ready: still loading`);
     if (s.state === 'failed') throw new ModelNotReadyError(`model '${name}' is not ready: ${s.reason}`);
     if (version !== undefined && version !== s.model.version) {
-      throw new NotFoundError(`model '${name}' has no version '${version}'; it serves version ${s.model.version}`);
+      throw new NotFoundError(
+        `model '${name}' has no version '${version}'; it serves version ${s.model.version}`,
+      );
     }
     return s.model;
   }
@@ -182,7 +194,9 @@ export class InferenceService {
         }
         this.allow(req, 'GET');
         const model = this.model(modelName, version);
-        return action === '/ready' ? json(200, { name: model.name, ready: true }) : json(200, model.metadata());
+        return action === '/ready'
+          ? json(200, { name: model.name, ready: true })
+          : json(200, model.metadata());
       }
       switch (path) {
         case '/v2':
@@ -230,7 +244,8 @@ export class InferenceService {
     // Internal details stay in the logs; the client is told only that it was not its fault.
     const message = err instanceof InferenceError ? err.message : 'internal error while serving the request';
     this.options.telemetry?.requestFailed?.({ model, kind: errorKind(err), status, message, error: err });
-    const headers: Record<string, string> = err instanceof MethodNotAllowedError ? { allow: err.allow.join(', ') } : {};
+    const headers: Record<string, string> =
+      err instanceof MethodNotAllowedError ? { allow: err.allow.join(', ') } : {};
     return json(status, { error: message }, headers);
   }
 
@@ -249,7 +264,11 @@ export class InferenceService {
     return results;
   }
 
-  private async infer(model: OnnxModel, req: HttpRequest, accept: 'json' | 'csv' = 'json'): Promise<HttpResponse> {
+  private async infer(
+    model: OnnxModel,
+    req: HttpRequest,
+    accept: 'json' | 'csv' = 'json',
+  ): Promise<HttpResponse> {
     const started = nowMs();
     const raw = parseBody(req.body, req.headers[HEADER_LENGTH], this.limits);
     const header = raw.header;
@@ -321,10 +340,18 @@ export class InferenceService {
     const accept = (req.headers.accept ?? '').toLowerCase().includes('text/csv') ? 'csv' : 'json';
     if (type === 'text/csv') {
       checkPayloadSize(req.body.length, this.limits);
-      return this.instances(model, parseCsv(req.body.toString('utf8'), this.limits.maxBatch), started, accept, 'csv');
+      return this.instances(
+        model,
+        parseCsv(req.body.toString('utf8'), this.limits.maxBatch),
+        started,
+        accept,
+        'csv',
+      );
     }
     if (type !== 'application/json' && type !== 'application/octet-stream') {
-      throw new UnsupportedMediaTypeError(`content type ${type} is not supported; send application/json or text/csv`);
+      throw new UnsupportedMediaTypeError(
+        `content type ${type} is not supported; send application/json or text/csv`,
+      );
     }
     return this.infer(model, req, accept);
   }

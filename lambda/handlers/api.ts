@@ -34,7 +34,8 @@ const telemetry: Telemetry = {
   requestFailed: (e) => {
     metrics.addMetric(`${e.kind}Errors`, MetricUnit.Count, 1);
     if (e.kind === 'Internal') logger.error('request failed', { model: e.model, error: e.error as Error });
-    else logger.warn('request rejected', { model: e.model, kind: e.kind, status: e.status, reason: e.message });
+    else
+      logger.warn('request rejected', { model: e.model, kind: e.kind, status: e.status, reason: e.message });
   },
 };
 

@@ -60,7 +60,11 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
 
 function send(res: http.ServerResponse, out: HttpResponse, close: boolean): number {
   const body = typeof out.body === 'string' ? Buffer.from(out.body, 'utf8') : out.body;
-  res.writeHead(out.status, { ...out.headers, 'content-length': body.length, ...(close ? { connection: 'close' } : {}) });
+  res.writeHead(out.status, {
+    ...out.headers,
+    'content-length': body.length,
+    ...(close ? { connection: 'close' } : {}),
+  });
   res.end(body);
   return body.length;
 }
@@ -74,7 +78,13 @@ export function startServer(service: InferenceService, options: ServerOptions = 
     const method = req.method ?? 'GET';
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const log = (status: number, bytes: number) =>
-      options.accessLog?.({ method, path, status, bytes, ms: Math.round((performance.now() - started) * 1000) / 1000 });
+      options.accessLog?.({
+        method,
+        path,
+        status,
+        bytes,
+        ms: Math.round((performance.now() - started) * 1000) / 1000,
+      });
 
     readBody(req, limit)
       .then(async (body) => {

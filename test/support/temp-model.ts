@@ -15,7 +15,14 @@ export async function writeTempModel(
   await fs.mkdir(dir);
   await fs.writeFile(path.join(dir, 'model.onnx'), bytes);
   if (manifest) {
-    const full: ModelManifest = { name, version: '1', inputs: [], outputs: [], sha256: sha256Hex(bytes), ...manifest };
+    const full: ModelManifest = {
+      name,
+      version: '1',
+      inputs: [],
+      outputs: [],
+      sha256: sha256Hex(bytes),
+      ...manifest,
+    };
     await fs.writeFile(path.join(dir, 'model.json'), JSON.stringify(full, null, 2));
   }
   return dir;

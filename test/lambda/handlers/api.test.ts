@@ -23,7 +23,12 @@ async function loadHandler(env: Record<string, string>): Promise<Api> {
   return api;
 }
 
-function restEvent(method: string, route: string, body?: string | Buffer, headers: Record<string, string> = {}) {
+function restEvent(
+  method: string,
+  route: string,
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+) {
   const binary = Buffer.isBuffer(body);
   return {
     resource: '/{proxy+}',
@@ -82,7 +87,9 @@ describe('api handler', () => {
   });
 
   it('loads the model during init, before any request', () => {
-    const loaded = stdout.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.message === 'model loaded');
+    const loaded = stdout
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.message === 'model loaded');
     expect(loaded).toMatchObject({ model: 'iris', version: '1.0.0', sha256: manifest.sha256 });
     expect(stdout.join('')).toContain('"ModelLoadTime"');
   });
@@ -98,16 +105,28 @@ describe('api handler', () => {
   });
 
   it('answers metadata over an HTTP API event with a stage prefix', async () => {
-    const res = (await api.handler(httpApiEvent('GET', '/prod/v2/models/iris', 'prod'))) as APIGatewayProxyResult;
+    const res = (await api.handler(
+      httpApiEvent('GET', '/prod/v2/models/iris', 'prod'),
+    )) as APIGatewayProxyResult;
     expect(res.statusCode).toBe(200);
-    expect(parse(res)).toMatchObject({ name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }] });
+    expect(parse(res)).toMatchObject({
+      name: 'iris',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }],
+    });
   });
 
   it('reads and writes the binary tensor extension as base64', async () => {
     const rows = Float32Array.from([5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]);
     const header = Buffer.from(
       JSON.stringify({
-        inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', parameters: { binary_data_size: rows.byteLength } }],
+        inputs: [
+          {
+            name: 'input',
+            shape: [2, 4],
+            datatype: 'FP32',
+            parameters: { binary_data_size: rows.byteLength },
+          },
+        ],
         outputs: [{ name: 'probabilities', parameters: { binary_data: true } }, { name: 'label' }],
       }),
     );
@@ -126,7 +145,9 @@ describe('api handler', () => {
       outputs: { name: string; parameters?: { binary_data_size: number }; data?: number[] }[];
     };
     expect(out.outputs[0]?.parameters?.binary_data_size).toBe(2 * 3 * 4);
-    const probs = new Float32Array(raw.buffer.slice(raw.byteOffset + headerLength, raw.byteOffset + raw.length));
+    const probs = new Float32Array(
+      raw.buffer.slice(raw.byteOffset + headerLength, raw.byteOffset + raw.length),
+    );
 
     const session = await ort.InferenceSession.create(path.join(IRIS, 'model.onnx'));
     const direct = await session.run({ input: new ort.Tensor('float32', rows, [2, 4]) });
@@ -140,10 +161,25 @@ describe('api handler', () => {
       JSON.stringify({ inputs: [{ name: 'input', shape, datatype, data }] });
     const cases: [string, string, number, RegExp][] = [
       ['/v2/models/iris/infer', '{"inputs": [', 400, /not valid JSON/],
-      ['/v2/models/iris/infer', JSON.stringify({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), 400, /unknown input 'x'/],
-      ['/v2/models/iris/infer', input([1, 4], [1, 2, 3, 4], 'INT32'), 400, /datatype INT32 but the model expects FP32/],
+      [
+        '/v2/models/iris/infer',
+        JSON.stringify({ inputs: [{ name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }),
+        400,
+        /unknown input 'x'/,
+      ],
+      [
+        '/v2/models/iris/infer',
+        input([1, 4], [1, 2, 3, 4], 'INT32'),
+        400,
+        /datatype INT32 but the model expects FP32/,
+      ],
       ['/v2/models/iris/infer', input([1, 3], [1, 2, 3]), 400, /dimension 1 must be 4/],
-      ['/v2/models/iris/infer', input([101, 4], new Array(404).fill(1)), 413, /batch of 101 rows; the limit is 100/],
+      [
+        '/v2/models/iris/infer',
+        input([101, 4], new Array(404).fill(1)),
+        413,
+        /batch of 101 rows; the limit is 100/,
+      ],
       ['/v2/models/iris/infer', input([1, 4], new Array(20000).fill(1.2345)), 413, /limit is 65536/],
       ['/v2/models/iris/infer', input([1, 4], [1, 2, 3]), 400, /has 3 values but shape \[1, 4\] needs 4/],
       ['/v2/models/nope/infer', input([1, 4], [1, 2, 3, 4]), 404, /unknown model 'nope'/],
@@ -159,7 +195,11 @@ describe('api handler', () => {
     stdout.length = 0;
     const secret = [7.77777, 3.33333, 1.11111, 0.55555];
     const res = (await api.handler(
-      restEvent('POST', '/v2/models/iris/infer', JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: secret }] })),
+      restEvent(
+        'POST',
+        '/v2/models/iris/infer',
+        JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: secret }] }),
+      ),
     )) as APIGatewayProxyResult;
     expect(res.statusCode).toBe(200);
     const logged = stdout.join('');
