@@ -8,6 +8,7 @@ export function parseCsv(text: string, maxRows: number): number[][] {
   const rows: number[][] = [];
   const lines = text.split(/\r?\n/);
   let width = -1;
+  let firstLine = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = (lines[i] as string).trim();
     if (line === '') continue;
@@ -17,9 +18,13 @@ export function parseCsv(text: string, maxRows: number): number[][] {
       );
     }
     const row = parseCsvLine(line, i + 1);
-    if (width === -1) width = row.length;
-    else if (row.length !== width) {
-      throw new BadRequestError(`CSV line ${i + 1} has ${row.length} columns; line 1 has ${width}`);
+    if (width === -1) {
+      width = row.length;
+      firstLine = i + 1;
+    } else if (row.length !== width) {
+      throw new BadRequestError(
+        `CSV line ${i + 1} has ${row.length} columns; line ${firstLine} has ${width}`,
+      );
     }
     rows.push(row);
   }

@@ -86,6 +86,15 @@ function json(status: number, body: unknown, headers: Record<string, string> = {
   return { status, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
 
+/** A percent-encoded path segment; a malformed escape (e.g. `%E0%A4%A`) is the client's mistake, not a 500. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new BadRequestError(`the path segment ${JSON.stringify(segment)} is not valid percent-encoding`);
+  }
+}
+
 function nowMs(): number {
   return performance.now();
 }
@@ -185,8 +194,8 @@ export class InferenceService {
       const path = req.path.length > 1 ? req.path.replace(/\/+$/, '') : req.path;
       const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/.exec(path);
       if (m) {
-        modelName = decodeURIComponent(m[1] as string);
-        const version = m[2] === undefined ? undefined : decodeURIComponent(m[2]);
+        modelName = decodePathSegment(m[1] as string);
+        const version = m[2] === undefined ? undefined : decodePathSegment(m[2]);
         const action = m[3];
         if (action === '/infer') {
           this.allow(req, 'POST');
