@@ -17,6 +17,8 @@ if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
 
 export const HEADER_LENGTH = 'inference-header-content-length';
 
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 /** A request split into its JSON header and the raw bytes after it. */
 export interface RawRequest {
   readonly header: unknown;
@@ -187,9 +189,18 @@ function fromJson(name: string, info: DatatypeInfo, values: unknown[]): ort.Tens
   switch (info.kind) {
     case 'float': {
       const out = new (info.array as Float32ArrayConstructor | Float64ArrayConstructor)(n);
+      // A number past float32's range would silently become Infinity.
+      const max = info.datatype === 'FP32' ? FLOAT32_MAX : Infinity;
       for (let i = 0; i < n; i++) {
         const v = values[i];
-        if (typeof v !== 'number') badValue(name, i, v, `${info.datatype} values must be numbers`);
+        if (typeof v !== 'number' || v > max || v < -max) {
+          badValue(
+            name,
+            i,
+            v,
+            `${info.datatype} values must be numbers${max < Infinity ? ` within ±${max}` : ''}`,
+          );
+        }
         out[i] = v;
       }
       return out;
@@ -310,8 +321,10 @@ function encodeBytesElements(values: readonly string[]): Buffer {
   return Buffer.concat(parts);
 }
 
-function wantsBinary(params: unknown): boolean {
-  return isRecord(params) && params.binary_data === true;
+/** An output's own `binary_data` setting wins over the request's `binary_data_output`. */
+function wantsBinary(params: unknown, requestDefault: boolean): boolean {
+  const own = isRecord(params) ? params.binary_data : undefined;
+  return typeof own === 'boolean' ? own : requestDefault;
 }
 
 function names(list: readonly { name: string; tensor: boolean }[]): string {
@@ -451,7 +464,7 @@ export function prepareInference(model: OnnxModel, raw: RawRequest, limits: Limi
       }
       if (fetches.includes(name)) throw new BadRequestError(`output '${name}' is requested more than once`);
       fetches.push(name);
-      if (allBinary || wantsBinary((out as Record<string, unknown>).parameters)) binaryOutputs.add(name);
+      if (wantsBinary((out as Record<string, unknown>).parameters, allBinary)) binaryOutputs.add(name);
     });
   }
   if (fetches.length === 0) {

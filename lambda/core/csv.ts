@@ -32,10 +32,13 @@ export function parseCsv(text: string, maxRows: number): number[][] {
   return rows;
 }
 
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 export function parseCsvLine(line: string, lineNo: number): number[] {
   return line.split(',').map((cell, col) => {
     const t = cell.trim();
-    const v = t === '' ? NaN : Number(t);
+    // Decimal notation only: Number() would also take '0x10' or '0b1'.
+    const v = DECIMAL.test(t) ? Number(t) : NaN;
     if (!Number.isFinite(v)) {
       throw new BadRequestError(
         `CSV line ${lineNo}, column ${col + 1}: ${JSON.stringify(t)} is not a number`,

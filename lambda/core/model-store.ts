@@ -148,6 +148,10 @@ async function getText(s3: S3Client, bucket: string, key: string): Promise<strin
 
 async function loadS3(uri: string, options: LoadModelOptions): Promise<ModelFiles> {
   const { bucket, key } = parseS3Uri(uri);
+  // The key becomes a path in the cache; '..' would climb out of it.
+  if (key.split('/').some((part) => part === '..' || part === '.')) {
+    throw new Error(`${uri}: S3 keys with '.' or '..' segments are not supported`);
+  }
   const s3 = options.s3 ?? new S3Client({});
   const isFile = key.endsWith('.onnx');
   const prefix = isFile ? '' : key === '' || key.endsWith('/') ? key : `${key}/`;

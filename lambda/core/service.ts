@@ -282,6 +282,11 @@ export class InferenceService {
     const raw = parseBody(req.body, req.headers[HEADER_LENGTH], this.limits);
     const header = raw.header;
     if (isRecord(header) && header.inputs === undefined && 'instances' in header) {
+      if (raw.binary?.length) {
+        throw new BadRequestError(
+          'the "instances" form carries no binary data; drop Inference-Header-Content-Length',
+        );
+      }
       return this.instances(model, header.instances, started, accept);
     }
     const prepared = prepareInference(model, raw, this.limits);
@@ -322,9 +327,13 @@ export class InferenceService {
       const t = results[name];
       if (!t) throw new Error(`session returned no '${name}'`);
       const values = plainValues(infoForTensor(name, t), t.data);
-      const outRows = t.dims.length > 0 && t.dims[0] === rows ? rows : 1;
-      const rowDims = outRows === rows ? t.dims.slice(1) : t.dims;
-      const size = values.length / outRows;
+      if (t.dims[0] !== rows) {
+        throw new BadRequestError(
+          `output '${name}' has shape [${t.dims.join(', ')}], which is not one row per instance; send a V2 request with "inputs" instead`,
+        );
+      }
+      const rowDims = t.dims.slice(1);
+      const size = values.length / rows;
       return {
         name,
         row: (r: number) => nest(values.slice(r * size, (r + 1) * size), rowDims),

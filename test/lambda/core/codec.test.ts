@@ -556,6 +556,18 @@ describe('binary extension', () => {
     expect(binary.get('product')).toEqual(tensorBytes(tensorOut(want, 'product')));
   });
 
+  it("an output's own binary_data: false wins over binary_data_output", async () => {
+    const { response, binary } = await infer('addMul', {
+      parameters: { binary_data_output: true },
+      inputs: [abInput('a', [2, 3], A), abInput('b', [2, 3], B)],
+      outputs: [{ name: 'sum', parameters: { binary_data: false } }, { name: 'product' }],
+    });
+    const want = await direct('addMul', addMulFeeds());
+    expect(outputOf(response, 'sum').data).toEqual(jsonValues(tensorOut(want, 'sum')));
+    expect(binary.has('sum')).toBe(false);
+    expect(binary.get('product')).toEqual(tensorBytes(tensorOut(want, 'product')));
+  });
+
   it('a binary BOOL output is one byte per element', async () => {
     const { binary } = await infer('BOOL', {
       inputs: [{ name: 'x', shape: [1, 3], datatype: 'BOOL', data: [true, false, true] }],
@@ -1021,6 +1033,12 @@ const oneX = (datatype: string, data: unknown, shape: number[] = [1, 1]) => ({
 });
 
 const BAD_REQUESTS: BadCase[] = [
+  {
+    title: 'an FP32 value beyond float32 range',
+    model: 'FP32',
+    header: oneX('FP32', [1e39]),
+    message: /input 'x' data\[0\] is 1e\+39; FP32 values must be numbers within ±3\.4028234663852886e\+38/,
+  },
   {
     title: 'an array body',
     model: 'addMul',

@@ -18,6 +18,7 @@ describe('parseCsv', () => {
       [1, 2, 3],
       [4.5, -6, 700],
     ]);
+    expect(parseCsv('.5,+2,-0.25E-1,3.', 1)).toEqual([[0.5, 2, -0.025, 3]]);
   });
 
   it('takes CRLF, blank lines, and spaces around cells', () => {
@@ -40,6 +41,8 @@ describe('parseCsv', () => {
     ['1,2\n\n3,NaN', 'CSV line 3, column 2: "NaN" is not a number'],
     ['Infinity', 'CSV line 1, column 1: "Infinity" is not a number'],
     ['1e999', 'CSV line 1, column 1: "1e999" is not a number'],
+    ['0x10,1', 'CSV line 1, column 1: "0x10" is not a number'],
+    ['1,0b1', 'CSV line 1, column 2: "0b1" is not a number'],
   ])('a bad cell in %j is a 400 naming its line and column', (text, message) => {
     const err = errorOf(() => parseCsv(text, 10));
     expect(err).toBeInstanceOf(BadRequestError);

@@ -197,6 +197,14 @@ describe('models in S3 (moto)', () => {
       : [];
   }
 
+  it("refuses keys with '..' segments, which would climb out of the cache folder", async () => {
+    const cacheDir = tempDir();
+    await expect(loadModelFiles('s3://models/a/../../etc/model.onnx', { s3, cacheDir })).rejects.toThrow(
+      /s3:\/\/models\/a\/..\/..\/etc\/model.onnx: S3 keys with '.' or '..' segments are not supported/,
+    );
+    expect(cacheFiles(cacheDir)).toEqual([]);
+  });
+
   it('loads model.onnx and model.json from a prefix, with or without the trailing slash', async () => {
     await put('addmul/1.0.0/model.onnx', addMul.bytes);
     await put('addmul/1.0.0/model.json', manifestText());

@@ -23,7 +23,7 @@ import {
   type FixtureModel,
   type WriteModelOptions,
 } from '../../fixtures/models';
-import { seededRandom } from '../../../models/onnx-builder';
+import { buildModel, int, seededRandom, tensorInfo } from '../../../models/onnx-builder';
 import { binaryBody, dataText, decodeResponse, jsonBody, leBytes, outputOf } from '../../support/v2';
 
 // Some requests below make onnxruntime fail on purpose; its own error log would only be noise.
@@ -507,6 +507,49 @@ describe('the instances form', () => {
     [{ instances: [[1, 2, 'x', 4]] }, /input 'input' data\[2\] is "x"; FP32 values must be numbers/],
   ])('%j is a 400', async (body, message) => {
     expectError(await call(svc, 'POST', '/v2/models/mlp/infer', jsonBody(body)), 400, message);
+  });
+});
+
+describe('the instances form, when rows cannot be split', () => {
+  it('an output that is not one row per instance is a 400 that says to send V2', async () => {
+    // ReduceSum over everything: one number for the whole batch.
+    const total: FixtureModel = {
+      bytes: buildModel({
+        inputs: [tensorInfo('x', 'float', ['batch', 2])],
+        outputs: [tensorInfo('total', 'float', [])],
+        nodes: [{ op: 'ReduceSum', inputs: ['x'], outputs: ['total'], attrs: { keepdims: int(0) } }],
+      }),
+      inputs: [],
+      outputs: [],
+    };
+    const svc2 = service();
+    await svc2.load({ location: place(total, { folderName: 'total' }).dir });
+    const res = await call(
+      svc2,
+      'POST',
+      '/v2/models/total/infer',
+      jsonBody({
+        instances: [
+          [1, 2],
+          [3, 4],
+        ],
+      }),
+    );
+    expectError(
+      res,
+      400,
+      /output 'total' has shape \[\], which is not one row per instance; send a V2 request/,
+    );
+  });
+
+  it('binary data after an instances body is a 400', async () => {
+    const svc2 = service();
+    await svc2.load({ location: place(mlpModel(), { folderName: 'mlp2' }).dir });
+    const head = Buffer.from(JSON.stringify({ instances: [[1, 2, 3, 4]] }));
+    const res = await call(svc2, 'POST', '/v2/models/mlp2/infer', Buffer.concat([head, Buffer.alloc(8)]), {
+      'inference-header-content-length': String(head.length),
+    });
+    expectError(res, 400, /the "instances" form carries no binary data/);
   });
 });
 

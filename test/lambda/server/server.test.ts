@@ -1,10 +1,9 @@
 import * as http from 'node:http';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { buildMlp } from '../../../models/onnx-builder';
 import { InferenceService } from '../../../lambda/core/service';
 import { startServer, type AccessLogEntry, type RunningServer } from '../../../lambda/server/server';
-import { writeTempModel } from '../../support/temp-model';
+import { mlpModel, removeDir, writeModel } from '../../fixtures/models';
 
 const IRIS = path.join(__dirname, '..', '..', '..', 'models', 'iris');
 
@@ -183,13 +182,13 @@ describe('graceful shutdown', () => {
         return super.handle(req);
       }
     }
-    const dir = await writeTempModel('mlp', buildMlp({ layers: [16, 32, 4], seed: 7 }));
+    const written = writeModel(mlpModel(), { folderName: 'mlp' });
     const service = new ClosingService();
-    await service.load({ location: dir });
+    await service.load({ location: written.dir });
     const server = await startServer(service, { port: 0 });
     state.server = server;
     const body = JSON.stringify({
-      inputs: [{ name: 'input', shape: [2, 16], datatype: 'FP32', data: new Array<number>(32).fill(0.5) }],
+      inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: new Array<number>(8).fill(0.5) }],
     });
     const noReuse = new http.Agent({ keepAlive: false });
     const res = await request(`${server.url}/v2/models/mlp/infer`, { method: 'POST', body, agent: noReuse });
@@ -197,8 +196,9 @@ describe('graceful shutdown', () => {
     await state.closing;
     expect(res.status).toBe(200);
     expect(res.headers.connection).toBe('close');
-    expect((json(res).outputs as { shape: number[] }[])[0]?.shape).toEqual([2, 4]);
+    expect((json(res).outputs as { shape: number[] }[])[0]?.shape).toEqual([2, 3]);
     await expect(request(`${server.url}/v2/health/live`, { agent: noReuse })).rejects.toThrow(/ECONNREFUSED/);
     await service.close();
+    removeDir(written.root);
   });
 });
