@@ -16,6 +16,7 @@ Options:
   --max-batch N       largest batch one request may carry (default 1024)
   --max-payload-mb N  largest request body in MiB (default 10)
   --threads N         onnxruntime intra-op threads (default: all CPUs)
+  --batch-rows N      join concurrent requests into one run of up to N rows (default 64; 0 turns it off)
   --quiet             no access log
   -h, --help          this help
 `;
@@ -33,6 +34,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'max-batch': { type: 'string' },
     'max-payload-mb': { type: 'string' },
     threads: { type: 'string' },
+    'batch-rows': { type: 'string' },
     quiet: { type: 'boolean' },
   });
   if (p.help) {
@@ -43,6 +45,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const port = int(p, 'port', 0, 65535) ?? 8080;
   const host = str(p, 'host') ?? '127.0.0.1';
   const payloadMb = int(p, 'max-payload-mb', 1, 1024);
+  const batchRows = int(p, 'batch-rows', 0, 1_000_000) ?? 64;
   const service = new InferenceService({
     sagemaker: true,
     limits: {
@@ -50,6 +53,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       maxPayloadBytes: payloadMb === undefined ? undefined : payloadMb * 1024 * 1024,
     },
     session: { intraOpNumThreads: int(p, 'threads', 1, 1024) },
+    batching: batchRows > 1 ? { maxRows: batchRows } : undefined,
   });
 
   process.stderr.write(`mdk: loading ${location} ...\n`);

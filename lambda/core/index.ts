@@ -1,5 +1,6 @@
 export * from './apigw';
 export * from './batch';
+export * from './batcher';
 export * from './codec';
 export * from './csv';
 export * from './datatypes';

@@ -9,6 +9,8 @@ import {
   HEADER_LENGTH,
   infoForTensor,
   nest,
+  bodyByteLength,
+  bodyText,
   checkPayloadSize,
   isRecord,
   parseBody,
@@ -31,6 +33,7 @@ import {
 import { resolveLimits, type Limits } from './limits';
 import type { OnnxModel, SessionTuning, TensorIO } from './model';
 import { openModel, type ModelSpec } from './open';
+import { DynamicBatcher, type BatchingOptions, type BatchingStats } from './batcher';
 
 export type { ModelSpec } from './open';
 
@@ -39,7 +42,8 @@ export interface HttpRequest {
   readonly path: string;
   /** Header names in lower case. */
   readonly headers: Readonly<Record<string, string | undefined>>;
-  readonly body: Buffer;
+  /** Bytes, or text as API Gateway gives a non-binary body. */
+  readonly body: Buffer | string;
 }
 
 export interface HttpResponse {
@@ -72,6 +76,12 @@ export interface ServiceOptions {
   readonly cacheDir?: string;
   /** Also answer the SageMaker container contract: GET /ping, POST /invocations. @default false */
   readonly sagemaker?: boolean;
+  /**
+   * Join concurrent requests into one session run. For a long-running server;
+   * a Lambda invocation holds one request, so there is nothing to join.
+   * @default - off
+   */
+  readonly batching?: BatchingOptions;
   readonly telemetry?: Telemetry;
 }
 
@@ -102,6 +112,7 @@ function nowMs(): number {
 export class InferenceService {
   readonly limits: Limits;
   private readonly states: ModelState[] = [];
+  private readonly batchers = new Map<OnnxModel, DynamicBatcher>();
   private readonly options: ServiceOptions;
 
   constructor(options: ServiceOptions = {}) {
@@ -120,6 +131,7 @@ export class InferenceService {
         await model.release();
         throw new Error(`a model named '${model.name}' is already loaded`);
       }
+      if (this.options.batching) this.batchers.set(model, new DynamicBatcher(model, this.options.batching));
       this.states[slot] = { state: 'ready', model };
       this.options.telemetry?.modelLoaded?.({
         model: model.name,
@@ -150,6 +162,11 @@ export class InferenceService {
       if (s.state === 'failed') return `model ${s.name ? `'${s.name}' ` : ''}failed to load: ${s.reason}`;
     }
     return undefined;
+  }
+
+  /** Runs and requests per model, when batching is on. */
+  batchingStats(): Record<string, BatchingStats> {
+    return Object.fromEntries([...this.batchers].map(([m, b]) => [m.name, { ...b.stats }]));
   }
 
   async close(): Promise<void> {
@@ -260,7 +277,8 @@ export class InferenceService {
 
   private async run(model: OnnxModel, prepared: PreparedInference, format: RequestFormat, started: number) {
     const runStarted = nowMs();
-    const results = await model.run(prepared.feeds, prepared.fetches);
+    const runner = this.batchers.get(model) ?? model;
+    const results = await runner.run(prepared.feeds, prepared.fetches);
     const done = nowMs();
     this.options.telemetry?.inference?.({
       model: model.name,
@@ -357,10 +375,10 @@ export class InferenceService {
     const type = (req.headers['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase();
     const accept = (req.headers.accept ?? '').toLowerCase().includes('text/csv') ? 'csv' : 'json';
     if (type === 'text/csv') {
-      checkPayloadSize(req.body.length, this.limits);
+      checkPayloadSize(bodyByteLength(req.body), this.limits);
       return this.instances(
         model,
-        parseCsv(req.body.toString('utf8'), this.limits.maxBatch),
+        parseCsv(bodyText(req.body), this.limits.maxBatch),
         started,
         accept,
         'csv',

@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 
 import type { HttpRequest, HttpResponse, ServiceOptions, Telemetry } from '../../../lambda/core/service';
 import { InferenceService } from '../../../lambda/core/service';
+import type { InferResponse } from '../../../lambda/core/types';
 import {
   addMulModel,
   classifierModel,
@@ -507,6 +508,32 @@ describe('the instances form', () => {
     [{ instances: [[1, 2, 'x', 4]] }, /input 'input' data\[2\] is "x"; FP32 values must be numbers/],
   ])('%j is a 400', async (body, message) => {
     expectError(await call(svc, 'POST', '/v2/models/mlp/infer', jsonBody(body)), 400, message);
+  });
+});
+
+describe('dynamic batching', () => {
+  it('requests that arrive together share one session run, and each gets its own answer', async () => {
+    const batched = service({ batching: { maxRows: 8 } });
+    await batched.load({ location: mlpPath });
+    const one = (r: number[]) =>
+      jsonBody({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: r }] });
+    const replies = await Promise.all(ROWS.map((r) => call(batched, 'POST', '/v2/models/mlp/infer', one(r))));
+    expect(batched.batchingStats()).toEqual({ mlp: { runs: 1, requests: ROWS.length } });
+    const want = await directRun(mlp, {
+      input: new ort.Tensor('float32', Float32Array.from(ROWS.flat()), [3, 4]),
+    });
+    const perRow = rows(floats(want, 'output'), 3);
+    replies.forEach((res, i) => {
+      expect(res.status).toBe(200);
+      expect(outputOf(bodyOf(res) as unknown as InferResponse, 'output')).toMatchObject({
+        shape: [1, 3],
+        data: perRow[i],
+      });
+    });
+  });
+
+  it('is off unless asked for', () => {
+    expect(svc.batchingStats()).toEqual({});
   });
 });
 
