@@ -8,6 +8,7 @@ import type {
   APIGatewayProxyResult,
   APIGatewayProxyStructuredResultV2,
 } from 'aws-lambda';
+import { HEADER_LENGTH } from './codec';
 import type { HttpRequest, HttpResponse } from './service';
 
 export type ProxyEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2;
@@ -28,12 +29,25 @@ function routePath(event: ProxyEvent): string {
   return raw;
 }
 
+/**
+ * Decodes a base64 body so that the binary part after the JSON header starts
+ * 8-byte aligned: typed arrays can then view the tensor bytes instead of copying them.
+ */
+export function decodeBase64(raw: string, headerLength: string | undefined): Buffer {
+  const n = Number(headerLength);
+  if (headerLength === undefined || !Number.isSafeInteger(n) || n < 0) return Buffer.from(raw, 'base64');
+  const room = Buffer.allocUnsafe(Math.ceil((raw.length * 3) / 4) + 8);
+  const pad = (8 - ((room.byteOffset + n) % 8)) % 8;
+  const written = room.write(raw, pad, 'base64');
+  return room.subarray(pad, pad + written);
+}
+
 export function toHttpRequest(event: ProxyEvent): HttpRequest {
   const headers: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(event.headers ?? {})) headers[k.toLowerCase()] = v;
   const method = isV2(event) ? event.requestContext.http.method : event.httpMethod;
   const raw = event.body ?? '';
-  const body = event.isBase64Encoded ? Buffer.from(raw, 'base64') : Buffer.from(raw, 'utf8');
+  const body = event.isBase64Encoded ? decodeBase64(raw, headers[HEADER_LENGTH]) : raw;
   return { method: method.toUpperCase(), path: routePath(event), headers, body };
 }
 

@@ -61,7 +61,54 @@ export function checkPayloadSize(bytes: number, limits: Limits): void {
   }
 }
 
-export function parseBody(body: Buffer, headerLength: string | undefined, limits: Limits): RawRequest {
+/**
+ * Joins body chunks so that the binary part after a JSON header of `headerLength`
+ * bytes starts 8-byte aligned, letting typed arrays view tensor bytes without a copy.
+ */
+export function alignedConcat(
+  chunks: readonly Buffer[],
+  size: number,
+  headerLength: string | undefined,
+): Buffer {
+  const n = Number(headerLength);
+  if (headerLength === undefined || !Number.isSafeInteger(n) || n < 0) {
+    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
+  }
+  const room = Buffer.allocUnsafe(size + 8);
+  const pad = (8 - ((room.byteOffset + n) % 8)) % 8;
+  let at = pad;
+  for (const c of chunks) at += c.copy(room, at);
+  return room.subarray(pad, pad + size);
+}
+
+/** Bytes in a body, whether a Buffer or UTF-8 text. */
+export function bodyByteLength(body: Buffer | string): number {
+  return typeof body === 'string' ? Buffer.byteLength(body, 'utf8') : body.length;
+}
+
+export function bodyText(body: Buffer | string): string {
+  return typeof body === 'string' ? body : body.toString('utf8');
+}
+
+/**
+ * Parses the body, honouring the binary extension's header length when given.
+ * A string body (API Gateway's non-base64 form) goes to JSON.parse as it is,
+ * with no round trip through a Buffer.
+ */
+export function parseBody(
+  input: Buffer | string,
+  headerLength: string | undefined,
+  limits: Limits,
+): RawRequest {
+  if (typeof input === 'string' && headerLength === undefined) {
+    // A UTF-8 character is 1 to 3 bytes per UTF-16 unit, so most bodies need no byte count.
+    if (input.length * 3 > limits.maxPayloadBytes) {
+      checkPayloadSize(bodyByteLength(input), limits);
+    }
+    if (input.length === 0) throw new BadRequestError('request body is empty; send a JSON inference request');
+    return { header: parseJson(input), binary: undefined };
+  }
+  const body = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
   checkPayloadSize(body.length, limits);
   if (body.length === 0) throw new BadRequestError('request body is empty; send a JSON inference request');
   let jsonPart = body;

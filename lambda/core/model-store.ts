@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { ModelIntegrityError } from './errors';
 import type { ModelManifest } from './types';
 
@@ -110,7 +110,13 @@ async function loadLocal(location: string, expected: string | undefined): Promis
 }
 
 /** Streams an object to a file, hashing it on the way; written under a temp name, then renamed. */
+/** Loaded on first use: the SDK takes ~50 ms to import, which a bundled or local model never needs. */
+async function sdk(): Promise<typeof import('@aws-sdk/client-s3')> {
+  return import('@aws-sdk/client-s3');
+}
+
 async function download(s3: S3Client, bucket: string, key: string, dest: string): Promise<string> {
+  const { GetObjectCommand } = await sdk();
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   if (!res.Body) throw new Error(`s3://${bucket}/${key} has no body`);
   const hash = createHash('sha256');
@@ -136,6 +142,7 @@ async function download(s3: S3Client, bucket: string, key: string, dest: string)
 }
 
 async function getText(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+  const { GetObjectCommand } = await sdk();
   try {
     const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     return await res.Body?.transformToString('utf8');
@@ -152,7 +159,7 @@ async function loadS3(uri: string, options: LoadModelOptions): Promise<ModelFile
   if (key.split('/').some((part) => part === '..' || part === '.')) {
     throw new Error(`${uri}: S3 keys with '.' or '..' segments are not supported`);
   }
-  const s3 = options.s3 ?? new S3Client({});
+  const s3 = options.s3 ?? new (await sdk()).S3Client({});
   const isFile = key.endsWith('.onnx');
   const prefix = isFile ? '' : key === '' || key.endsWith('/') ? key : `${key}/`;
   const modelKey = isFile ? key : `${prefix}${MODEL_FILE}`;

@@ -4,6 +4,7 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { alignedConcat, HEADER_LENGTH } from '../core/codec';
 import type { HttpResponse, InferenceService } from '../core/service';
 
 export interface AccessLogEntry {
@@ -53,7 +54,9 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    req.on('end', () =>
+      resolve(alignedConcat(chunks, size, req.headers[HEADER_LENGTH] as string | undefined)),
+    );
     req.on('error', reject);
   });
 }

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
-import { isV2, toHttpRequest, toProxyResult } from '../../../lambda/core/apigw';
+import { decodeBase64, isV2, toHttpRequest, toProxyResult } from '../../../lambda/core/apigw';
 
 const v1 = (over: Partial<APIGatewayProxyEvent>): APIGatewayProxyEvent =>
   ({
@@ -32,8 +32,20 @@ describe('toHttpRequest', () => {
       method: 'POST',
       path: '/v2/models/m/infer',
       headers: { 'inference-header-content-length': '12' },
-      body: Buffer.from('{"a":1}'),
+      body: '{"a":1}',
     });
+  });
+
+  it('decodes a binary body so the tensor bytes after the JSON header start 8-byte aligned', () => {
+    const tensor = Buffer.from(new Float64Array([1.5, -2.25, 3]).buffer);
+    for (let headerLength = 0; headerLength < 16; headerLength++) {
+      const bytes = Buffer.concat([Buffer.alloc(headerLength, 0x20), tensor]);
+      const body = decodeBase64(bytes.toString('base64'), String(headerLength));
+      expect(body).toEqual(bytes);
+      expect((body.byteOffset + headerLength) % 8).toBe(0);
+    }
+    expect(decodeBase64(Buffer.from('plain').toString('base64'), undefined).toString()).toBe('plain');
+    expect(decodeBase64(Buffer.from('plain').toString('base64'), 'junk').toString()).toBe('plain');
   });
 
   it('decodes base64 bodies byte for byte', () => {
@@ -53,7 +65,7 @@ describe('toHttpRequest', () => {
   });
 
   it('treats a missing body as empty', () => {
-    expect(toHttpRequest(v1({ body: null })).body.length).toBe(0);
+    expect(toHttpRequest(v1({ body: null })).body).toBe('');
   });
 });
 

@@ -78,7 +78,12 @@ describe('api handler', () => {
     });
     // Warnings (rejected requests) go to stderr; keep them out of the test output.
     errSpy = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    api = await loadHandler({ MODEL_URI: IRIS, MAX_PAYLOAD_BYTES: String(64 * 1024), MAX_BATCH: '100' });
+    api = await loadHandler({
+      MODEL_URI: IRIS,
+      MAX_PAYLOAD_BYTES: String(64 * 1024),
+      MAX_BATCH: '100',
+      POWERTOOLS_LOG_LEVEL: 'DEBUG',
+    });
   });
 
   afterAll(() => {
