@@ -39,6 +39,7 @@ import {
   outputOf,
   type TypedArray,
 } from '../../support/v2';
+import { errorOf } from '../../support/errors';
 
 // Some requests below make onnxruntime fail on purpose; its own error log would only be noise.
 ort.env.logLevel = 'fatal';
@@ -193,16 +194,6 @@ function rows<T>(flat: readonly T[], width: number): T[][] {
 
 const zeros = (n: number): number[] => new Array<number>(n).fill(0);
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof Error) return err;
-    throw new Error(`threw a non-Error: ${String(err)}`);
-  }
-  throw new Error('expected an error, but none was thrown');
-}
 
 /** The call fails with exactly this error class and status, and a message that matches. */
 function expectFailure(

@@ -1,16 +1,7 @@
 /** Headerless numeric CSV, the SageMaker text/csv convention, in and out. */
 import { parseCsv, parseCsvLine, toCsv } from '../../../lambda/core/csv';
 import { BadRequestError, PayloadTooLargeError } from '../../../lambda/core/errors';
-
-function errorOf(fn: () => unknown): Error {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof Error) return err;
-    throw new Error(`threw a non-Error: ${String(err)}`);
-  }
-  throw new Error('expected an error, but none was thrown');
-}
+import { errorOf } from '../../support/errors';
 
 describe('parseCsv', () => {
   it('reads rows of numbers', () => {
