@@ -3,7 +3,7 @@
  * batches for speed; a batch that fails is retried row by row, so one bad row
  * is reported with its line number and never costs the others.
  */
-import { infoForTensor, nest, plainValues, prepareInference } from './codec';
+import { infoForTensor, nest, plainValues, prepareInference, splitRows } from './codec';
 import { parseCsvLine } from './csv';
 import { BadRequestError, InferenceError } from './errors';
 import type { Limits } from './limits';
@@ -85,7 +85,9 @@ export class BatchPredictor {
     if (rows.length === 0) return [];
     if (this.batchable && rows.length > 1) {
       try {
-        return await this.run(rows, true);
+        const joined = await this.run(rows, true);
+        // undefined: an output is not one row per row (an aggregate), so each row must run alone.
+        if (joined) return joined;
       } catch (err) {
         if (!(err instanceof InferenceError)) throw err;
         // Fall through: find the rows at fault one at a time.
@@ -94,7 +96,7 @@ export class BatchPredictor {
     const out: BatchResult[] = [];
     for (const r of rows) {
       try {
-        out.push(...(await this.run([r], this.batchable)));
+        out.push(...((await this.run([r], this.batchable)) ?? []));
       } catch (err) {
         if (!(err instanceof InferenceError)) throw err;
         out.push({ failed: { line: r.line, error: err.message } });
@@ -103,7 +105,10 @@ export class BatchPredictor {
     return out;
   }
 
-  private async run(rows: readonly { line: number; row: Row }[], stacked: boolean): Promise<BatchResult[]> {
+  private async run(
+    rows: readonly { line: number; row: Row }[],
+    stacked: boolean,
+  ): Promise<BatchResult[] | undefined> {
     const first = rows[0]?.row ?? {};
     const request = {
       inputs: this.inputs.map((io) => {
@@ -131,26 +136,25 @@ export class BatchPredictor {
     }
     const prepared = prepareInference(this.model, { header: request, binary: undefined }, this.limits);
     const results = await this.model.run(prepared.feeds, prepared.fetches);
-    const n = rows.length;
-    const columns = prepared.fetches.map((name) => {
-      const t = results[name];
-      if (!t) throw new Error(`session returned no '${name}'`);
-      const values = plainValues(infoForTensor(name, t), t.data);
-      const perRow = stacked && t.dims[0] === n;
-      const dims = perRow ? t.dims.slice(1) : t.dims;
-      const size = perRow ? values.length / n : values.length;
-      return { name, dims, size, values, perRow };
-    });
-    return rows.map((r, i) => ({
-      ok: {
-        line: r.line,
-        outputs: Object.fromEntries(
-          columns.map((c) => [
-            c.name,
-            nest(c.perRow ? c.values.slice(i * c.size, (i + 1) * c.size) : c.values, c.dims),
-          ]),
-        ),
-      },
-    }));
+    const split = stacked ? splitRows(results, prepared.fetches, rows.length) : undefined;
+    if (Array.isArray(split)) {
+      return rows.map((r, i) => ({
+        ok: {
+          line: r.line,
+          outputs: Object.fromEntries(split.map((o) => [o.name, nest(o.rows[i] ?? [], o.rowDims)])),
+        },
+      }));
+    }
+    // Several rows whose outputs cannot be split (an aggregate, say) must each run alone.
+    const only = rows[0];
+    if (rows.length > 1 || !only) return undefined;
+    const outputs = Object.fromEntries(
+      prepared.fetches.map((name) => {
+        const t = results[name];
+        if (!t) throw new Error(`session returned no '${name}'`);
+        return [name, nest(plainValues(infoForTensor(name, t), t.data), t.dims)];
+      }),
+    );
+    return [{ ok: { line: only.line, outputs } }];
   }
 }

@@ -597,6 +597,39 @@ export function nest(flat: readonly unknown[], shape: readonly number[]): unknow
   return level;
 }
 
+export interface OutputRows {
+  readonly name: string;
+  /** The output's shape without its first (row) dimension. */
+  readonly rowDims: readonly number[];
+  /** Flat values, one array per row. */
+  readonly rows: readonly unknown[][];
+}
+
+/**
+ * Splits session outputs into one slice per input row. An output whose first
+ * dimension is not the row count (an aggregate, say) cannot be split: its name is returned instead.
+ */
+export function splitRows(
+  results: ort.InferenceSession.ReturnType,
+  fetches: readonly string[],
+  rows: number,
+): OutputRows[] | { readonly unsplittable: string; readonly dims: readonly number[] } {
+  const out: OutputRows[] = [];
+  for (const name of fetches) {
+    const t = results[name];
+    if (!t) throw new Error(`session returned no '${name}'`);
+    if (t.dims[0] !== rows) return { unsplittable: name, dims: t.dims };
+    const values = plainValues(infoForTensor(name, t), t.data);
+    const size = values.length / rows;
+    out.push({
+      name,
+      rowDims: t.dims.slice(1),
+      rows: Array.from({ length: rows }, (_, r) => values.slice(r * size, (r + 1) * size)),
+    });
+  }
+  return out;
+}
+
 /** Flat JS values of an output tensor: numbers (exact ones as strings past 2^53), booleans or strings. */
 export function plainValues(info: DatatypeInfo, data: ort.Tensor.DataType): unknown[] {
   switch (info.kind) {

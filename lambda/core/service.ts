@@ -7,15 +7,15 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import {
   encodeResponse,
   HEADER_LENGTH,
-  infoForTensor,
   nest,
   bodyByteLength,
   bodyText,
   checkPayloadSize,
   isRecord,
   parseBody,
-  plainValues,
   prepareInference,
+  splitRows,
+  type OutputRows,
   type PreparedInference,
   type RawRequest,
 } from './codec';
@@ -341,30 +341,20 @@ export class InferenceService {
     const prepared = prepareInference(model, raw, this.limits);
     const results = await this.run(model, prepared, format, started);
     const rows = instances.length;
-    const perOutput = prepared.fetches.map((name) => {
-      const t = results[name];
-      if (!t) throw new Error(`session returned no '${name}'`);
-      const values = plainValues(infoForTensor(name, t), t.data);
-      if (t.dims[0] !== rows) {
-        throw new BadRequestError(
-          `output '${name}' has shape [${t.dims.join(', ')}], which is not one row per instance; send a V2 request with "inputs" instead`,
-        );
-      }
-      const rowDims = t.dims.slice(1);
-      const size = values.length / rows;
-      return {
-        name,
-        row: (r: number) => nest(values.slice(r * size, (r + 1) * size), rowDims),
-        flatRow: (r: number) => values.slice(r * size, (r + 1) * size),
-      };
-    });
+    const outputs = splitRows(results, prepared.fetches, rows);
+    if (!Array.isArray(outputs)) {
+      throw new BadRequestError(
+        `output '${outputs.unsplittable}' has shape [${outputs.dims.join(', ')}], which is not one row per instance; send a V2 request with "inputs" instead`,
+      );
+    }
     if (accept === 'csv') {
-      const lines = Array.from({ length: rows }, (_, r) => perOutput.flatMap((o) => o.flatRow(r)));
+      const lines = Array.from({ length: rows }, (_, r) => outputs.flatMap((o) => o.rows[r] ?? []));
       return { status: 200, headers: { 'content-type': 'text/csv' }, body: toCsv(lines) };
     }
-    const single = perOutput.length === 1 ? perOutput[0] : undefined;
+    const single = outputs.length === 1 ? outputs[0] : undefined;
+    const row = (o: OutputRows, r: number) => nest(o.rows[r] ?? [], o.rowDims);
     const predictions = Array.from({ length: rows }, (_, r) =>
-      single ? single.row(r) : Object.fromEntries(perOutput.map((o) => [o.name, o.row(r)])),
+      single ? row(single, r) : Object.fromEntries(outputs.map((o) => [o.name, row(o, r)])),
     );
     return json(200, { predictions });
   }

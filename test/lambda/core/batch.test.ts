@@ -2,6 +2,7 @@ import { BatchPredictor, parseRow } from '../../../lambda/core/batch';
 import { BadRequestError } from '../../../lambda/core/errors';
 import { resolveLimits } from '../../../lambda/core/limits';
 import { OnnxModel } from '../../../lambda/core/model';
+import { buildModel, int, tensorInfo } from '../../../models/onnx-builder';
 import { addMulModel, identityModel, scalarModel } from '../../fixtures/models';
 
 const limits = resolveLimits({});
@@ -82,6 +83,24 @@ describe('BatchPredictor', () => {
     });
     await model.release();
     await fixed.release();
+  });
+
+  it('runs rows alone when an output is not one row per row, so no row gets the batch total', async () => {
+    const total = buildModel({
+      inputs: [tensorInfo('x', 'float', ['batch', 2])],
+      outputs: [tensorInfo('total', 'float', [])],
+      nodes: [{ op: 'ReduceSum', inputs: ['x'], outputs: ['total'], attrs: { keepdims: int(0) } }],
+    });
+    const model = await open(total, 'total');
+    const predictor = new BatchPredictor(model, limits);
+    expect(predictor.batchable).toBe(true);
+    expect(
+      await predictor.predict([
+        { line: 1, row: { x: [1, 2] } },
+        { line: 2, row: { x: [10, 20] } },
+      ]),
+    ).toEqual([{ ok: { line: 1, outputs: { total: 3 } } }, { ok: { line: 2, outputs: { total: 30 } } }]);
+    await model.release();
   });
 
   it('rejects an unknown input name in a row', async () => {
