@@ -109,36 +109,39 @@ async function loadLocal(location: string, expected: string | undefined): Promis
   return verify({ bytes, manifest, source: modelPath, stem }, sha256Hex(bytes), expected);
 }
 
-/** Streams an object to a file, hashing it on the way; written under a temp name, then renamed. */
 /** Loaded on first use: the SDK takes ~50 ms to import, which a bundled or local model never needs. */
 async function sdk(): Promise<typeof import('@aws-sdk/client-s3')> {
   return import('@aws-sdk/client-s3');
 }
 
-async function download(s3: S3Client, bucket: string, key: string, dest: string): Promise<string> {
+/**
+ * Streams an object to a temp file, keeping its bytes and hashing them on the way, so
+ * nothing is read back. The caller moves the file into the cache only once it is verified.
+ */
+async function download(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  tmp: string,
+): Promise<{ bytes: Buffer; sha256: string }> {
   const { GetObjectCommand } = await sdk();
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   if (!res.Body) throw new Error(`s3://${bucket}/${key} has no body`);
   const hash = createHash('sha256');
-  const tmp = `${dest}.${randomUUID()}.part`;
-  await fs.mkdir(path.dirname(dest), { recursive: true });
-  try {
-    await pipeline(
-      res.Body as Readable,
-      new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      }),
-      createWriteStream(tmp),
-    );
-    await fs.rename(tmp, dest);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  return hash.digest('hex');
+  const chunks: Buffer[] = [];
+  await fs.mkdir(path.dirname(tmp), { recursive: true });
+  await pipeline(
+    res.Body as Readable,
+    new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        chunks.push(chunk);
+        cb(null, chunk);
+      },
+    }),
+    createWriteStream(tmp),
+  );
+  return { bytes: Buffer.concat(chunks), sha256: hash.digest('hex') };
 }
 
 async function getText(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
@@ -180,14 +183,15 @@ async function loadS3(uri: string, options: LoadModelOptions): Promise<ModelFile
     const sha = sha256Hex(bytes);
     if (sha === expected) return verify({ bytes, manifest, source, stem }, sha, options.expectedSha256);
   }
-  const sha = await download(s3, bucket, modelKey, cached);
-  const bytes = await fs.readFile(cached);
+  const tmp = `${cached}.${randomUUID()}.part`;
   try {
-    return verify({ bytes, manifest, source, stem }, sha, options.expectedSha256);
-  } catch (err) {
-    // Never leave a file that failed its check where the next start would find it.
-    await fs.rm(cached, { force: true });
-    throw err;
+    const { bytes, sha256 } = await download(s3, bucket, modelKey, tmp);
+    // Verified before it enters the cache, so a bad file is never found by the next start.
+    const files = verify({ bytes, manifest, source, stem }, sha256, options.expectedSha256);
+    await fs.rename(tmp, cached);
+    return files;
+  } finally {
+    await fs.rm(tmp, { force: true });
   }
 }
 
