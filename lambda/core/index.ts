@@ -10,6 +10,7 @@ export * from './limits';
 export * from './model';
 export * from './model-store';
 export * from './open';
+export * from './publish';
 export * from './runtime-config';
 export * from './service';
 export * from './types';

@@ -1,0 +1,362 @@
+/**
+ * Publishing a model version: the logic behind the `Custom::ModelVersion` CloudFormation resource.
+ *
+ * A model folder's two files arrive as CDK file assets (uploaded as they are, under content-hash keys).
+ * Publishing copies them to `s3://<model bucket>/<name>/<version>/model.onnx` and `model.json`, each with
+ * its sha256 in the object's user metadata. A version, once published, is immutable:
+ * - an object already there with the same sha256 is left alone, so a redeploy is a no-op;
+ * - an object already there with another sha256 (or none) fails the deployment, and nothing is written;
+ * - the manifest is copied last, so a version folder that has a `model.json` is complete.
+ *
+ * Every copy asks S3 for the SHA-256 of the bytes it wrote, and a copy whose bytes do not have the expected
+ * hash is removed again: the `sha256` metadata is never a claim nobody checked.
+ *
+ * This module knows S3 and the shape of CloudFormation's custom resource events and responses, but no HTTP
+ * and no Lambda: the handler (`lambda/handlers/publish-model.ts`) does the I/O.
+ */
+import { CopyObjectCommand, DeleteObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { MANIFEST_FILE, MODEL_FILE } from './model-store';
+
+/** The ResourceProperties of a `Custom::ModelVersion`, all strings, as the `ModelArtifact` construct sets them. */
+export interface PublishRequest {
+  /** The CDK asset bucket that holds both files. */
+  readonly sourceBucket: string;
+  readonly modelSourceKey: string;
+  readonly manifestSourceKey: string;
+  /** The model bucket. */
+  readonly destinationBucket: string;
+  /** `<name>/<version>/`: never starts with `/`, always ends with one. */
+  readonly destinationPrefix: string;
+  /** Lower-case hex sha256 of `model.onnx`'s bytes. */
+  readonly modelSha256: string;
+  /** Lower-case hex sha256 of `model.json`'s bytes. */
+  readonly manifestSha256: string;
+}
+
+/** Publishing failed; the message says what to fix. */
+export class PublishError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The version is already published with other bytes. */
+export class VersionConflictError extends PublishError {}
+
+const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+
+const PROPERTY_NAMES = {
+  sourceBucket: 'SourceBucket',
+  modelSourceKey: 'ModelSourceKey',
+  manifestSourceKey: 'ManifestSourceKey',
+  destinationBucket: 'DestinationBucket',
+  destinationPrefix: 'DestinationPrefix',
+  modelSha256: 'ModelSha256',
+  manifestSha256: 'ManifestSha256',
+} as const satisfies Record<keyof PublishRequest, string>;
+
+/** Reads and checks a custom resource's ResourceProperties. Throws a PublishError that names every bad one. */
+export function publishRequestFrom(
+  properties: Readonly<Record<string, unknown>> | undefined,
+): PublishRequest {
+  const props = properties ?? {};
+  const problems: string[] = [];
+  const read = (name: string): string => {
+    const value = props[name];
+    if (typeof value !== 'string' || value === '') {
+      problems.push(`${name} must be a non-empty string, got ${JSON.stringify(value) ?? 'nothing'}`);
+      return '';
+    }
+    return value;
+  };
+  const request = Object.fromEntries(
+    Object.entries(PROPERTY_NAMES).map(([field, name]) => [field, read(name)]),
+  ) as Record<keyof PublishRequest, string>;
+
+  const prefix = request.destinationPrefix;
+  if (prefix !== '' && (!prefix.endsWith('/') || prefix.startsWith('/'))) {
+    problems.push(
+      `DestinationPrefix must look like "name/version/" (end with "/", not start with one), got "${prefix}"`,
+    );
+  }
+  for (const field of ['modelSha256', 'manifestSha256'] as const) {
+    const value = request[field];
+    if (value !== '' && !SHA256_HEX.test(value)) {
+      problems.push(`${PROPERTY_NAMES[field]} must be 64 hex digits, got "${value}"`);
+    }
+    request[field] = value.toLowerCase();
+  }
+  if (problems.length > 0)
+    throw new PublishError(`bad Custom::ModelVersion properties: ${problems.join('; ')}`);
+  return request;
+}
+
+/** `s3://bucket/key` */
+export function s3Uri(bucket: string, key = ''): string {
+  return `s3://${bucket}/${key}`;
+}
+
+export interface PublishedObject {
+  readonly key: string;
+  readonly sha256: string;
+  /** `copied` now, or `unchanged`: already published with the same sha256. */
+  readonly action: 'copied' | 'unchanged';
+}
+
+export interface PublishResult {
+  /** `s3://<bucket>/<prefix>`: the model folder. */
+  readonly modelUri: string;
+  /** The model file's sha256. */
+  readonly sha256: string;
+  /** model.onnx, then model.json. */
+  readonly objects: readonly PublishedObject[];
+}
+
+interface PlannedFile {
+  readonly sourceKey: string;
+  readonly key: string;
+  readonly sha256: string;
+  readonly contentType: string;
+}
+
+/**
+ * Publishes the version: checks both destinations first, and fails on a conflict before anything is written;
+ * then copies what is missing, the model before the manifest. Safe to run again after any failure.
+ */
+export async function publishModelVersion(s3: S3Client, request: PublishRequest): Promise<PublishResult> {
+  const files: PlannedFile[] = [
+    {
+      sourceKey: request.modelSourceKey,
+      key: request.destinationPrefix + MODEL_FILE,
+      sha256: request.modelSha256,
+      contentType: 'application/octet-stream',
+    },
+    {
+      sourceKey: request.manifestSourceKey,
+      key: request.destinationPrefix + MANIFEST_FILE,
+      sha256: request.manifestSha256,
+      contentType: 'application/json',
+    },
+  ];
+  const bucket = request.destinationBucket;
+
+  const present = await Promise.all(files.map((file) => publishedSha256(s3, bucket, file.key)));
+  const conflicts = files.flatMap((file, i) => {
+    const existing = present[i];
+    return existing === undefined || existing.sha256 === file.sha256
+      ? []
+      : [conflictMessage(bucket, file, existing.sha256)];
+  });
+  if (conflicts.length > 0) {
+    throw new VersionConflictError(
+      `${conflicts.join('; ')}. Published model versions are immutable: bump "version" in model.json to publish new bytes.`,
+    );
+  }
+
+  const objects: PublishedObject[] = [];
+  for (const [i, file] of files.entries()) {
+    if (present[i] !== undefined) {
+      objects.push({ key: file.key, sha256: file.sha256, action: 'unchanged' });
+      continue;
+    }
+    await copyVerified(s3, request.sourceBucket, bucket, file);
+    objects.push({ key: file.key, sha256: file.sha256, action: 'copied' });
+  }
+  return { modelUri: s3Uri(bucket, request.destinationPrefix), sha256: request.modelSha256, objects };
+}
+
+function conflictMessage(bucket: string, file: PlannedFile, existing: string | undefined): string {
+  const has = existing === undefined ? 'no sha256 metadata' : `sha256 ${existing}`;
+  return `${s3Uri(bucket, file.key)} already exists with ${has}, but this deployment's ${file.key.slice(file.key.lastIndexOf('/') + 1)} has sha256 ${file.sha256}`;
+}
+
+/** The `sha256` metadata of an object that exists (undefined inside when it has none); undefined when absent. */
+async function publishedSha256(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<{ sha256: string | undefined } | undefined> {
+  try {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return { sha256: head.Metadata?.['sha256']?.toLowerCase() };
+  } catch (err) {
+    const status = httpStatus(err);
+    if (status === 404) return undefined;
+    const hint =
+      status === 403
+        ? ' (without s3:ListBucket on the bucket, S3 answers 403 rather than 404 for a missing object)'
+        : '';
+    throw new PublishError(`could not check ${s3Uri(bucket, key)}: ${describe(err)}${hint}`);
+  }
+}
+
+async function copyVerified(
+  s3: S3Client,
+  sourceBucket: string,
+  bucket: string,
+  file: PlannedFile,
+): Promise<void> {
+  const source = s3Uri(sourceBucket, file.sourceKey);
+  const target = s3Uri(bucket, file.key);
+  let checksum: string | undefined;
+  try {
+    const out = await s3.send(
+      new CopyObjectCommand({
+        CopySource: `${sourceBucket}/${file.sourceKey.split('/').map(encodeURIComponent).join('/')}`,
+        Bucket: bucket,
+        Key: file.key,
+        MetadataDirective: 'REPLACE',
+        Metadata: { sha256: file.sha256 },
+        ContentType: file.contentType,
+        ChecksumAlgorithm: 'SHA256',
+      }),
+    );
+    checksum = out.CopyObjectResult?.ChecksumSHA256;
+  } catch (err) {
+    throw new PublishError(`could not copy ${source} to ${target}: ${describe(err)}`);
+  }
+  const copied = checksum === undefined ? undefined : Buffer.from(checksum, 'base64').toString('hex');
+  if (copied === file.sha256) return;
+  // Take the unverified copy away again, so the version stays unpublished and a fixed deployment can retry.
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: file.key })).catch(() => undefined);
+  throw new PublishError(
+    copied === undefined
+      ? `S3 returned no SHA-256 checksum for the copy of ${source} to ${target}, so its bytes could not be verified`
+      : `${source} has sha256 ${copied}, not the expected ${file.sha256}: the asset does not match the hash the deployment was built with`,
+  );
+}
+
+function httpStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const meta = (err as { $metadata?: { httpStatusCode?: number } }).$metadata;
+  return meta?.httpStatusCode;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const status = httpStatus(err);
+    const name = err.name !== 'Error' ? `${err.name}: ` : '';
+    const message = err.message && err.message !== 'UnknownError' ? err.message : `HTTP ${status ?? '?'}`;
+    return `${name}${message}`;
+  }
+  return String(err);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The CloudFormation side: which event does what, and the response CloudFormation gets.
+
+/** The fields of a CloudFormation custom resource event this resource reads. */
+export interface CustomResourceEvent {
+  readonly RequestType: 'Create' | 'Update' | 'Delete';
+  readonly ResponseURL: string;
+  readonly StackId: string;
+  readonly RequestId: string;
+  readonly LogicalResourceId: string;
+  readonly ResourceType?: string;
+  /** Absent on Create. */
+  readonly PhysicalResourceId?: string;
+  readonly ResourceProperties?: Readonly<Record<string, unknown>>;
+}
+
+export interface CustomResourceOutcome {
+  readonly physicalResourceId: string;
+  readonly data?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Runs one event. Create and Update publish (an Update to another version gets a new physical id, and
+ * CloudFormation later sends a Delete for the old one). Delete does nothing: versions are immutable, a stage
+ * or a rollback may still point at the old one, and the model bucket's removal policy decides their fate.
+ */
+export async function modelVersionEvent(
+  s3: S3Client,
+  event: CustomResourceEvent,
+): Promise<CustomResourceOutcome> {
+  if (event.RequestType === 'Delete') {
+    return { physicalResourceId: event.PhysicalResourceId ?? event.LogicalResourceId };
+  }
+  const result = await publishModelVersion(s3, publishRequestFrom(event.ResourceProperties));
+  return { physicalResourceId: result.modelUri, data: { ModelUri: result.modelUri, Sha256: result.sha256 } };
+}
+
+/** CloudFormation rejects a response body over 4096 bytes. */
+export const RESPONSE_LIMIT_BYTES = 4096;
+
+export interface CustomResourceResponse {
+  readonly Status: 'SUCCESS' | 'FAILED';
+  readonly Reason: string;
+  readonly PhysicalResourceId: string;
+  readonly StackId: string;
+  readonly RequestId: string;
+  readonly LogicalResourceId: string;
+  readonly Data?: Readonly<Record<string, string>>;
+}
+
+export function successResponse(
+  event: CustomResourceEvent,
+  outcome: CustomResourceOutcome,
+): CustomResourceResponse {
+  return {
+    Status: 'SUCCESS',
+    Reason: `${event.RequestType} ${outcome.physicalResourceId}`,
+    PhysicalResourceId: outcome.physicalResourceId,
+    StackId: event.StackId,
+    RequestId: event.RequestId,
+    LogicalResourceId: event.LogicalResourceId,
+    ...(outcome.data ? { Data: outcome.data } : {}),
+  };
+}
+
+/**
+ * A failure keeps the resource's current physical id (an Update that fails must not look like a
+ * replacement). A failed Create has none yet; it gets one that says so, and the Delete that CloudFormation's
+ * rollback then sends for it does nothing.
+ */
+export function failureResponse(event: CustomResourceEvent, err: unknown): CustomResourceResponse {
+  return {
+    Status: 'FAILED',
+    Reason: err instanceof Error ? err.message || err.name : String(err),
+    PhysicalResourceId: event.PhysicalResourceId ?? `${event.LogicalResourceId}-create-failed`,
+    StackId: event.StackId,
+    RequestId: event.RequestId,
+    LogicalResourceId: event.LogicalResourceId,
+  };
+}
+
+const ELLIPSIS = ' [...]';
+
+/** The response as JSON, with Reason shortened (at the end) so the whole body fits CloudFormation's limit. */
+export function responseBody(response: CustomResourceResponse, limitBytes = RESPONSE_LIMIT_BYTES): string {
+  const body = JSON.stringify(response);
+  if (Buffer.byteLength(body) <= limitBytes) return body;
+  const reason = [...response.Reason]; // code points, so a cut never splits a surrogate pair
+  const fits = (n: number) =>
+    Buffer.byteLength(JSON.stringify({ ...response, Reason: reason.slice(0, n).join('') + ELLIPSIS })) <=
+    limitBytes;
+  let lo = 0;
+  let hi = reason.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid - 1;
+  }
+  const trimmed = JSON.stringify({ ...response, Reason: reason.slice(0, lo).join('') + ELLIPSIS });
+  if (Buffer.byteLength(trimmed) > limitBytes) {
+    throw new Error(`custom resource response is over ${limitBytes} bytes even with an empty Reason`);
+  }
+  return trimmed;
+}
+
+/**
+ * Settles like `work`, or rejects with `message` after `ms`: a custom resource must answer before its Lambda
+ * times out, or the stack waits an hour for a response that never comes.
+ */
+export function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  if (!Number.isFinite(ms)) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), Math.max(0, ms));
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
