@@ -1,0 +1,21 @@
+import * as cdk from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { ApiAuthorization } from '../inference-api';
+import type { StageConfig } from './types';
+
+/** Cheap and disposable: no warm instances, loose alarms, everything deleted with the stack. */
+export const devConfig: StageConfig = {
+  stageName: 'dev',
+  function: { memorySize: 1024, provisionedConcurrency: 0, logLevel: 'DEBUG', tracing: false },
+  api: { authorization: ApiAuthorization.API_KEY, throttle: { rateLimit: 20, burstLimit: 40 }, waf: false },
+  alarms: {
+    errorRatePercent: 5,
+    p99DurationMs: 3000,
+    api5xxRatePercent: 5,
+    api4xxRatePercent: 50,
+    p99LatencyMs: 5000,
+  },
+  logRetention: logs.RetentionDays.ONE_WEEK,
+  removalPolicy: cdk.RemovalPolicy.DESTROY,
+  autoDeleteObjects: true,
+};

@@ -1,0 +1,27 @@
+import * as cdk from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { ApiAuthorization } from '../inference-api';
+import type { StageConfig } from './types';
+
+/** Shaped like prod, so the smoke tests and alarms CI relies on are the real ones. */
+export const stageConfig: StageConfig = {
+  stageName: 'stage',
+  function: {
+    memorySize: 2048,
+    reservedConcurrency: 50,
+    provisionedConcurrency: 0,
+    logLevel: 'INFO',
+    tracing: true,
+  },
+  api: { authorization: ApiAuthorization.IAM, throttle: { rateLimit: 50, burstLimit: 100 }, waf: true },
+  alarms: {
+    errorRatePercent: 2,
+    p99DurationMs: 1500,
+    api5xxRatePercent: 2,
+    api4xxRatePercent: 20,
+    p99LatencyMs: 3000,
+  },
+  logRetention: logs.RetentionDays.ONE_MONTH,
+  removalPolicy: cdk.RemovalPolicy.DESTROY,
+  autoDeleteObjects: true,
+};

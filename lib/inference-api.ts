@@ -1,0 +1,401 @@
+import * as cdk from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
+import { Construct } from 'constructs';
+
+/** How callers prove who they are. Every route needs one or the other. */
+export enum ApiAuthorization {
+  /** SigV4-signed requests; grant callers with `grantInvoke`. */
+  IAM = 'IAM',
+  /** An `x-api-key` header, with a usage plan's throttle and quota per key. */
+  API_KEY = 'API_KEY',
+}
+
+export interface ApiThrottle {
+  /** Steady requests per second. */
+  readonly rateLimit: number;
+  /** Requests allowed in a burst above the rate. */
+  readonly burstLimit: number;
+}
+
+export interface ApiQuota {
+  readonly limit: number;
+  readonly period: apigw.Period;
+}
+
+export interface InferenceApiWafOptions {
+  /**
+   * Associate this web ACL (a REGIONAL one) instead of creating one.
+   * @default - a new web ACL with AWS managed rules and a rate limit
+   */
+  readonly existingWebAclArn?: string;
+  /**
+   * Requests per 5 minutes from one IP before WAF blocks it, in the web ACL this construct creates.
+   * @default 2000
+   */
+  readonly rateLimitPerIp?: number;
+}
+
+export interface InferenceApiProps {
+  /**
+   * The backend every V2 route is proxied to: `new apigw.LambdaIntegration(onnxFunction.alias)`, or an
+   * HTTP/VPC link integration to a container.
+   */
+  readonly integration: apigw.Integration;
+  /** @default ApiAuthorization.IAM */
+  readonly authorization?: ApiAuthorization;
+  /**
+   * Throttle for the stage, and for each API key's usage plan.
+   * @default - 100 requests/s, bursts of 200
+   */
+  readonly throttle?: ApiThrottle;
+  /**
+   * A quota per API key (API_KEY authorization only).
+   * @default - none
+   */
+  readonly quota?: ApiQuota;
+  /** @default 'api' */
+  readonly stageName?: string;
+  /**
+   * Retention of the access log group.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly accessLogRetention?: logs.RetentionDays;
+  /**
+   * Execution logging for every method. Request and response bodies are never logged.
+   * @default apigw.MethodLoggingLevel.ERROR
+   */
+  readonly executionLogging?: apigw.MethodLoggingLevel;
+  /**
+   * Create the account-wide role API Gateway needs to write execution logs. Set false when the account
+   * already has one (it is one setting per account and region).
+   * @default true
+   */
+  readonly cloudWatchRole?: boolean;
+  /** @default false */
+  readonly tracing?: boolean;
+  /**
+   * Put a WAF web ACL in front of the stage.
+   * @default - none
+   */
+  readonly waf?: InferenceApiWafOptions;
+  /** @default - a description naming the construct */
+  readonly description?: string;
+}
+
+/** The request body schema API Gateway checks for JSON infer requests before the backend sees them. */
+const INFER_SCHEMA: apigw.JsonSchema = {
+  schema: apigw.JsonSchemaVersion.DRAFT4,
+  title: 'InferRequest',
+  type: apigw.JsonSchemaType.OBJECT,
+  required: ['inputs'],
+  properties: {
+    id: { type: apigw.JsonSchemaType.STRING },
+    inputs: {
+      type: apigw.JsonSchemaType.ARRAY,
+      minItems: 1,
+      items: {
+        type: apigw.JsonSchemaType.OBJECT,
+        required: ['name', 'shape', 'datatype'],
+        properties: {
+          name: { type: apigw.JsonSchemaType.STRING },
+          shape: {
+            type: apigw.JsonSchemaType.ARRAY,
+            items: { type: apigw.JsonSchemaType.INTEGER, minimum: 0 },
+          },
+          datatype: {
+            type: apigw.JsonSchemaType.STRING,
+            enum: [
+              'BOOL',
+              'INT8',
+              'INT16',
+              'INT32',
+              'INT64',
+              'UINT8',
+              'UINT16',
+              'UINT32',
+              'UINT64',
+              'FP32',
+              'FP64',
+              'BYTES',
+            ],
+          },
+        },
+      },
+    },
+    outputs: {
+      type: apigw.JsonSchemaType.ARRAY,
+      items: {
+        type: apigw.JsonSchemaType.OBJECT,
+        required: ['name'],
+        properties: { name: { type: apigw.JsonSchemaType.STRING } },
+      },
+    },
+  },
+};
+
+/** API Gateway's own errors, in the runtime's `{"error": "..."}` shape. */
+const ERROR_TEMPLATE = { 'application/json': '{"error": $context.error.messageString}' };
+
+/**
+ * An API Gateway REST API with the Open Inference Protocol (KServe V2) routes, proxied to one backend.
+ * Authenticated by default, throttled, validated, with JSON access logs and stage metrics.
+ */
+export class InferenceApi extends Construct {
+  public readonly api: apigw.RestApi;
+  public readonly stage: apigw.Stage;
+  public readonly accessLogGroup: logs.LogGroup;
+  public readonly authorization: ApiAuthorization;
+  /** The API key, with API_KEY authorization. Its value is in API Gateway, never in the template. */
+  public readonly apiKey?: apigw.IApiKey;
+  public readonly usagePlan?: apigw.UsagePlan;
+  public readonly webAclArn?: string;
+  /** The stage's base URL, ending in `/`. */
+  public readonly url: string;
+
+  constructor(scope: Construct, id: string, props: InferenceApiProps) {
+    super(scope, id);
+    const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
+    if (!(throttle.rateLimit > 0) || !Number.isInteger(throttle.burstLimit) || throttle.burstLimit < 1) {
+      throw new Error(
+        `InferenceApi ${this.node.path}: throttle needs rateLimit > 0 and an integer burstLimit >= 1, got ${JSON.stringify(throttle)}`,
+      );
+    }
+    this.authorization = props.authorization ?? ApiAuthorization.IAM;
+    if (props.quota && this.authorization !== ApiAuthorization.API_KEY) {
+      throw new Error(
+        `InferenceApi ${this.node.path}: quota applies to API keys; set authorization to API_KEY or drop the quota`,
+      );
+    }
+    if (props.quota && (!Number.isInteger(props.quota.limit) || props.quota.limit < 1)) {
+      throw new Error(
+        `InferenceApi ${this.node.path}: quota.limit must be a positive integer, got ${props.quota.limit}`,
+      );
+    }
+    const stageName = props.stageName ?? 'api';
+    if (!/^[A-Za-z0-9_]{1,128}$/.test(stageName)) {
+      throw new Error(
+        `InferenceApi ${this.node.path}: stageName may hold letters, digits and '_' only, got ${JSON.stringify(stageName)}`,
+      );
+    }
+    const rateLimitPerIp = props.waf?.rateLimitPerIp ?? 2000;
+    if (!Number.isInteger(rateLimitPerIp) || rateLimitPerIp < 10) {
+      throw new Error(
+        `InferenceApi ${this.node.path}: waf.rateLimitPerIp must be an integer of at least 10 (WAF's minimum), got ${rateLimitPerIp}`,
+      );
+    }
+
+    this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
+    const iamAuth = this.authorization === ApiAuthorization.IAM;
+    this.api = new apigw.RestApi(this, 'Api', {
+      description: props.description ?? `model-deploy-kit inference API (${this.node.path})`,
+      endpointConfiguration: { types: [apigw.EndpointType.REGIONAL] },
+      // The binary tensor extension: API Gateway passes these bodies base64-encoded.
+      binaryMediaTypes: ['application/octet-stream'],
+      cloudWatchRole: props.cloudWatchRole ?? true,
+      cloudWatchRoleRemovalPolicy: cdk.RemovalPolicy.RETAIN,
+      apiKeySourceType: iamAuth ? undefined : apigw.ApiKeySourceType.HEADER,
+      defaultMethodOptions: iamAuth
+        ? { authorizationType: apigw.AuthorizationType.IAM }
+        : { authorizationType: apigw.AuthorizationType.NONE, apiKeyRequired: true },
+      deployOptions: {
+        stageName,
+        accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogGroup),
+        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields({
+          caller: true,
+          httpMethod: true,
+          ip: true,
+          protocol: true,
+          requestTime: true,
+          resourcePath: true,
+          responseLength: true,
+          status: true,
+          user: true,
+        }),
+        metricsEnabled: true,
+        loggingLevel: props.executionLogging ?? apigw.MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
+        tracingEnabled: props.tracing ?? false,
+        throttlingRateLimit: throttle.rateLimit,
+        throttlingBurstLimit: throttle.burstLimit,
+      },
+    });
+    this.stage = this.api.deploymentStage;
+
+    this.api.addGatewayResponse('Default4xx', {
+      type: apigw.ResponseType.DEFAULT_4XX,
+      templates: ERROR_TEMPLATE,
+    });
+    this.api.addGatewayResponse('Default5xx', {
+      type: apigw.ResponseType.DEFAULT_5XX,
+      templates: ERROR_TEMPLATE,
+    });
+    this.api.addGatewayResponse('BadRequestBodyResponse', {
+      type: apigw.ResponseType.BAD_REQUEST_BODY,
+      templates: {
+        'application/json':
+          '{"error": "The request body is not a V2 infer request: $context.error.validationErrorString"}',
+      },
+    });
+
+    const validator = new apigw.RequestValidator(this, 'Validator', {
+      restApi: this.api,
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+    const inferModel = this.api.addModel('InferRequest', {
+      contentType: 'application/json',
+      schema: INFER_SCHEMA,
+    });
+    const integration = props.integration;
+    const nameParam = { 'method.request.path.name': true };
+
+    const v2 = this.api.root.addResource('v2');
+    v2.addMethod('GET', integration, { requestValidator: validator });
+    const health = v2.addResource('health');
+    health.addResource('live').addMethod('GET', integration, { requestValidator: validator });
+    health.addResource('ready').addMethod('GET', integration, { requestValidator: validator });
+    const model = v2.addResource('models').addResource('{name}');
+    model.addMethod('GET', integration, { requestParameters: nameParam, requestValidator: validator });
+    model
+      .addResource('ready')
+      .addMethod('GET', integration, { requestParameters: nameParam, requestValidator: validator });
+    model.addResource('infer').addMethod('POST', integration, {
+      requestParameters: nameParam,
+      requestValidator: validator,
+      requestModels: { 'application/json': inferModel },
+    });
+
+    if (!iamAuth) {
+      this.usagePlan = this.api.addUsagePlan('UsagePlan', {
+        description: `Throttle and quota for ${this.node.path}`,
+        throttle: { rateLimit: throttle.rateLimit, burstLimit: throttle.burstLimit },
+        quota: props.quota,
+        apiStages: [{ api: this.api, stage: this.stage }],
+      });
+      this.apiKey = this.api.addApiKey('ApiKey', { description: `Caller key for ${this.node.path}` });
+      this.usagePlan.addApiKey(this.apiKey);
+      cdk.Validations.of(this.api).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'API_KEY authorization was chosen: every method requires an API key under a throttled usage plan.',
+      });
+    }
+    cdk.Validations.of(this.api).acknowledge({
+      id: 'AwsSolutions-COG4',
+      reason:
+        'Machine-to-machine inference API: callers authenticate with IAM (SigV4) or API keys, not Cognito users.',
+    });
+
+    if (props.waf) {
+      this.webAclArn = props.waf.existingWebAclArn ?? this.createWebAcl(rateLimitPerIp).attrArn;
+      new wafv2.CfnWebACLAssociation(this, 'WebAclAssociation', {
+        resourceArn: this.stage.stageArn,
+        webAclArn: this.webAclArn,
+      });
+    } else {
+      cdk.Validations.of(this.stage).acknowledge({
+        id: 'AwsSolutions-APIG3',
+        reason:
+          'WAF is a prop (waf); this stage runs without it by configuration, behind authentication and throttling.',
+      });
+    }
+    this.url = this.api.url;
+  }
+
+  private createWebAcl(rateLimitPerIp: number): wafv2.CfnWebACL {
+    const visibility = (metricName: string) => ({
+      cloudWatchMetricsEnabled: true,
+      metricName,
+      sampledRequestsEnabled: false,
+    });
+    const managed = (
+      name: string,
+      priority: number,
+      excluded: string[] = [],
+    ): wafv2.CfnWebACL.RuleProperty => ({
+      name,
+      priority,
+      overrideAction: { none: {} },
+      statement: {
+        managedRuleGroupStatement: {
+          vendorName: 'AWS',
+          name,
+          ruleActionOverrides: excluded.map((ruleName) => ({ name: ruleName, actionToUse: { count: {} } })),
+        },
+      },
+      visibilityConfig: visibility(name),
+    });
+    return new wafv2.CfnWebACL(this, 'WebAcl', {
+      scope: 'REGIONAL',
+      defaultAction: { allow: {} },
+      visibilityConfig: visibility('InferenceApi'),
+      rules: [
+        {
+          name: 'RateLimitPerIp',
+          priority: 0,
+          action: { block: {} },
+          statement: { rateBasedStatement: { limit: rateLimitPerIp, aggregateKeyType: 'IP' } },
+          visibilityConfig: visibility('RateLimitPerIp'),
+        },
+        // Tensors are large bodies: the common rule set's 8 KB body limit would block real requests.
+        managed('AWSManagedRulesCommonRuleSet', 1, ['SizeRestrictions_BODY']),
+        managed('AWSManagedRulesKnownBadInputsRuleSet', 2),
+      ],
+    });
+  }
+
+  /** The URL of one model's infer route. */
+  public inferUrl(modelName: string): string {
+    return `${this.url}v2/models/${modelName}/infer`;
+  }
+
+  /** Lets an IAM principal call every V2 route on this stage (IAM authorization). */
+  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['execute-api:Invoke'],
+      resourceArns: [
+        this.api.arnForExecuteApi('*', '/v2/*', this.stage.stageName),
+        this.api.arnForExecuteApi('GET', '/v2', this.stage.stageName),
+      ],
+    });
+  }
+
+  public metricCount(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stage.metricCount({ statistic: 'Sum', ...props });
+  }
+
+  public metricClientError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stage.metricClientError({ statistic: 'Sum', ...props });
+  }
+
+  public metricServerError(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stage.metricServerError({ statistic: 'Sum', ...props });
+  }
+
+  /** End-to-end latency at API Gateway; p99 by default. */
+  public metricLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stage.metricLatency({ statistic: 'p99', ...props });
+  }
+
+  /** 4XX or 5XX responses as a percentage of requests. */
+  public metricErrorRate(kind: '4XX' | '5XX', props?: { period?: cdk.Duration }): cloudwatch.MathExpression {
+    const period = props?.period ?? cdk.Duration.minutes(5);
+    return new cloudwatch.MathExpression({
+      expression: 'IF(requests > 0, 100 * errors / requests, 0)',
+      usingMetrics: {
+        errors: kind === '4XX' ? this.metricClientError({ period }) : this.metricServerError({ period }),
+        requests: this.metricCount({ period }),
+      },
+      label: `${kind} rate (%)`,
+      period,
+    });
+  }
+}

@@ -1,0 +1,180 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as cdk from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
+import { Construct, type IConstruct } from 'constructs';
+import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
+import { ModelBucket, type ModelVersionRef } from './model-bucket';
+import { readModelFolder, type ModelManifestInfo } from './model-folder';
+
+export interface ModelArtifactProps {
+  /** The model bucket; the version goes to `s3://<bucket>/<name>/<version>/`. */
+  readonly bucket: s3.IBucket;
+  /** A folder that holds `model.onnx` and its `model.json` manifest (name, version, sha256). */
+  readonly modelDir: string;
+  /**
+   * A JSON file that records the sha256 of every version this app has deployed, committed with the app.
+   * A version already in it must have the same bytes; a new version is added to it at synth.
+   * @default - versions are checked within this app and by the bucket at deploy time only
+   */
+  readonly versionLockFile?: string;
+}
+
+/** Every artifact in an app, by name and version, so two stages cannot disagree about a version's bytes. */
+const versionsByApp = new WeakMap<IConstruct, Map<string, { sha256: string; dir: string }>>();
+
+function checkVersionLock(file: string, name: string, version: string, sha256: string): void {
+  let lock: Record<string, Record<string, string>> = {};
+  if (fs.existsSync(file)) {
+    try {
+      lock = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof lock;
+    } catch (err) {
+      throw new Error(`Version lock file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const recorded = lock[name]?.[version];
+  if (recorded === sha256) return;
+  if (recorded !== undefined) {
+    throw new Error(
+      `${name} ${version} was deployed with sha256 ${recorded} (recorded in ${file}), but model.onnx now hashes to ${sha256}. ` +
+        'Versions are immutable: give the new bytes a new version in model.json.',
+    );
+  }
+  const versions = { ...(lock[name] ?? {}), [version]: sha256 };
+  lock[name] = Object.fromEntries(Object.entries(versions).sort(([a], [b]) => a.localeCompare(b)));
+  const sorted = Object.fromEntries(Object.entries(lock).sort(([a], [b]) => a.localeCompare(b)));
+  fs.writeFileSync(file, JSON.stringify(sorted, null, 2) + '\n');
+}
+
+/** The one Lambda per stack that copies model versions into place for `Custom::ModelVersion`. */
+class ModelPublisher extends Construct {
+  static of(scope: Construct): ModelPublisher {
+    const stack = cdk.Stack.of(scope);
+    const id = 'ModelDeployKitPublisher';
+    return (stack.node.tryFindChild(id) as ModelPublisher | undefined) ?? new ModelPublisher(stack, id);
+  }
+
+  public readonly function: lambda.Function;
+
+  private constructor(scope: Construct, id: string) {
+    super(scope, id);
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: logs.RetentionDays.ONE_YEAR,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
+    const role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Copies model versions from CDK assets into the model bucket',
+    });
+    logGroup.grantWrite(role);
+    this.function = new lambda.Function(this, 'Function', {
+      description: 'model-deploy-kit: publishes immutable model versions (Custom::ModelVersion)',
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      handler: 'index.handler',
+      code: bundledCode({
+        entry: runtimeEntry('publish-model'),
+        architecture: lambda.Architecture.ARM_64,
+        includeOnnxRuntime: false,
+        maxBytes: LAMBDA_UNZIPPED_LIMIT_BYTES,
+      }),
+      memorySize: 512,
+      timeout: cdk.Duration.minutes(10),
+      role,
+      logGroup,
+    });
+    // The grants land in the role's default policy, whose resources are model prefixes and asset keys.
+    cdk.Validations.of(role).acknowledge({
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'Object-level grants (s3:GetObject*, s3:List*, s3:Abort*, kms:GenerateDataKey*, kms:ReEncrypt*) scoped to one model version prefix and the CDK asset keys; S3 object ARNs need the trailing wildcard.',
+    });
+    cdk.Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: 'Pinned to nodejs22.x, the runtime the bundle is built and tested for.',
+    });
+  }
+}
+
+/**
+ * One immutable model version in the model bucket, uploaded at deploy from a local model folder.
+ * Synth fails if the folder's bytes disagree with its manifest, with another stage's copy of the same
+ * version, or with the version lock file; the deploy fails if the bucket already holds other bytes there.
+ */
+export class ModelArtifact extends Construct implements ModelVersionRef {
+  public readonly bucket: s3.IBucket;
+  public readonly modelName: string;
+  public readonly version: string;
+  /** `<name>/<version>/` */
+  public readonly keyPrefix: string;
+  /** `s3://<bucket>/<name>/<version>/`, ready once this construct's resource is deployed. */
+  public readonly s3Uri: string;
+  /** sha256 of model.onnx, hex. */
+  public readonly sha256: string;
+  public readonly manifest: ModelManifestInfo;
+  public readonly modelSizeBytes: number;
+  /** The `Custom::ModelVersion` resource that copies the version into place; depend on it to read the model. */
+  public readonly resource: cdk.CustomResource;
+
+  constructor(scope: Construct, id: string, props: ModelArtifactProps) {
+    super(scope, id);
+    const folder = readModelFolder(props.modelDir);
+    this.bucket = props.bucket;
+    this.manifest = folder.manifest;
+    this.modelName = folder.manifest.name;
+    this.version = folder.manifest.version;
+    this.sha256 = folder.sha256;
+    this.modelSizeBytes = folder.modelBytes;
+    this.keyPrefix = ModelBucket.keyPrefix(this);
+
+    const key = `${this.modelName}@${this.version}`;
+    const root = this.node.root;
+    const seen = versionsByApp.get(root) ?? new Map<string, { sha256: string; dir: string }>();
+    versionsByApp.set(root, seen);
+    const other = seen.get(key);
+    if (other && other.sha256 !== this.sha256) {
+      throw new Error(
+        `${this.modelName} ${this.version} has different bytes in ${folder.dir} (sha256 ${this.sha256}) and ${other.dir} (sha256 ${other.sha256}). ` +
+          'Versions are immutable: give one of them a new version.',
+      );
+    }
+    seen.set(key, { sha256: this.sha256, dir: folder.dir });
+    if (props.versionLockFile)
+      checkVersionLock(path.resolve(props.versionLockFile), this.modelName, this.version, this.sha256);
+
+    const modelAsset = new s3assets.Asset(this, 'Model', { path: folder.modelPath });
+    const manifestAsset = new s3assets.Asset(this, 'Manifest', { path: folder.manifestPath });
+    const publisher = ModelPublisher.of(this).function;
+    modelAsset.grantRead(publisher);
+    manifestAsset.grantRead(publisher);
+    // Read to compare what is there, put to copy; never delete: versions are immutable.
+    props.bucket.grantRead(publisher, `${this.keyPrefix}*`);
+    props.bucket.grantPut(publisher, `${this.keyPrefix}*`);
+
+    this.resource = new cdk.CustomResource(this, 'Version', {
+      serviceToken: publisher.functionArn,
+      resourceType: 'Custom::ModelVersion',
+      properties: {
+        SourceBucket: modelAsset.s3BucketName,
+        ModelSourceKey: modelAsset.s3ObjectKey,
+        ManifestSourceKey: manifestAsset.s3ObjectKey,
+        DestinationBucket: props.bucket.bucketName,
+        DestinationPrefix: this.keyPrefix,
+        ModelSha256: this.sha256,
+        ManifestSha256: folder.manifestSha256,
+      },
+      // Versions are immutable and other stages or a rollback may still use them.
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+    });
+    this.s3Uri = `s3://${props.bucket.bucketName}/${this.keyPrefix}`;
+  }
+
+  /** Read access to this version's objects only. */
+  public grantRead(grantee: iam.IGrantable): iam.Grant {
+    return this.bucket.grantRead(grantee, `${this.keyPrefix}*`);
+  }
+}

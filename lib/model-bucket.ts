@@ -1,0 +1,161 @@
+import * as cdk from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+
+/** How model objects are encrypted at rest. */
+export enum ModelBucketEncryption {
+  /** A customer-managed KMS key with rotation: key use shows in CloudTrail and grants can be revoked. */
+  KMS = 'KMS',
+  /** SSE-S3: no key to manage and no KMS request costs. */
+  S3_MANAGED = 'S3_MANAGED',
+}
+
+/** A model version, as the bucket lays it out: `<name>/<version>/`. */
+export interface ModelVersionRef {
+  readonly modelName: string;
+  readonly version: string;
+}
+
+export interface ModelBucketProps {
+  /**
+   * Use this bucket instead of creating one. The other props are then ignored, except that grants
+   * still work: bring its KMS key with the bucket (`s3.Bucket.fromBucketAttributes`).
+   * @default - a new bucket with the settings below
+   */
+  readonly existingBucket?: s3.IBucket;
+  /** @default ModelBucketEncryption.KMS */
+  readonly encryption?: ModelBucketEncryption;
+  /**
+   * The key for KMS encryption.
+   * @default - a new key with yearly rotation, when encryption is KMS
+   */
+  readonly encryptionKey?: kms.IKey;
+  /**
+   * What happens to the bucket (and its key) when it leaves the stack.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: cdk.RemovalPolicy;
+  /**
+   * Empty the bucket when the stack deletes it. Needs removalPolicy DESTROY.
+   * @default false
+   */
+  readonly autoDeleteObjects?: boolean;
+  /**
+   * How long an overwritten or deleted object version is kept.
+   * @default Duration.days(90)
+   */
+  readonly noncurrentVersionExpiration?: cdk.Duration;
+  /**
+   * Where server access logs go.
+   * @default - a new bucket (SSE-S3, as log delivery requires), kept for `accessLogsRetention`
+   */
+  readonly serverAccessLogsBucket?: s3.IBucket;
+  /**
+   * How long access logs are kept in the bucket this construct creates for them.
+   * @default Duration.days(365)
+   */
+  readonly accessLogsRetention?: cdk.Duration;
+}
+
+/**
+ * The S3 bucket that holds model versions at `s3://<bucket>/<name>/<version>/`: encrypted, versioned,
+ * SSL only, no public access, with server access logs.
+ */
+export class ModelBucket extends Construct {
+  public readonly bucket: s3.IBucket;
+  /** The KMS key, when the bucket has one. */
+  public readonly encryptionKey?: kms.IKey;
+  /** The access log bucket this construct created, if it made one. */
+  public readonly accessLogsBucket?: s3.IBucket;
+
+  constructor(scope: Construct, id: string, props: ModelBucketProps = {}) {
+    super(scope, id);
+    const removalPolicy = props.removalPolicy ?? cdk.RemovalPolicy.RETAIN;
+    if (props.autoDeleteObjects && removalPolicy !== cdk.RemovalPolicy.DESTROY) {
+      throw new Error(
+        `ModelBucket ${this.node.path}: autoDeleteObjects needs removalPolicy DESTROY, got ${removalPolicy}`,
+      );
+    }
+    if (props.encryptionKey && props.encryption === ModelBucketEncryption.S3_MANAGED) {
+      throw new Error(`ModelBucket ${this.node.path}: encryptionKey was given but encryption is S3_MANAGED`);
+    }
+    const noncurrent = props.noncurrentVersionExpiration ?? cdk.Duration.days(90);
+    if (noncurrent.toDays() < 1) {
+      throw new Error(
+        `ModelBucket ${this.node.path}: noncurrentVersionExpiration must be at least 1 day, got ${noncurrent.toHumanString()}`,
+      );
+    }
+
+    if (props.existingBucket) {
+      this.bucket = props.existingBucket;
+      this.encryptionKey = props.existingBucket.encryptionKey;
+      return;
+    }
+
+    // Log delivery by bucket policy, not ACLs, whatever the app's feature flags say: ACLs stay disabled.
+    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
+    const encryption = props.encryption ?? ModelBucketEncryption.KMS;
+    if (encryption === ModelBucketEncryption.KMS) {
+      this.encryptionKey =
+        props.encryptionKey ??
+        new kms.Key(this, 'Key', {
+          description: `Encrypts the model versions in ${this.node.path}`,
+          enableKeyRotation: true,
+          removalPolicy,
+        });
+    }
+
+    let logsBucket = props.serverAccessLogsBucket;
+    if (!logsBucket) {
+      const created = new s3.Bucket(this, 'AccessLogs', {
+        // Log delivery cannot write to a KMS-encrypted bucket.
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        enforceSSL: true,
+        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        lifecycleRules: [{ expiration: props.accessLogsRetention ?? cdk.Duration.days(365) }],
+        removalPolicy,
+        autoDeleteObjects: props.autoDeleteObjects,
+      });
+      cdk.Validations.of(created).acknowledge({
+        id: 'AwsSolutions-S1',
+        reason:
+          'This is the access log bucket itself; logging it into another bucket would only move the question.',
+      });
+      logsBucket = created;
+      this.accessLogsBucket = created;
+    }
+
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      encryption: this.encryptionKey ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
+      encryptionKey: this.encryptionKey,
+      bucketKeyEnabled: this.encryptionKey !== undefined,
+      versioned: true,
+      enforceSSL: true,
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      serverAccessLogsBucket: logsBucket,
+      serverAccessLogsPrefix: 'model-bucket/',
+      lifecycleRules: [
+        {
+          noncurrentVersionExpiration: noncurrent,
+          abortIncompleteMultipartUploadAfter: cdk.Duration.days(7),
+        },
+      ],
+      removalPolicy,
+      autoDeleteObjects: props.autoDeleteObjects,
+    });
+  }
+
+  /** The key prefix of one model version: `<name>/<version>/`. */
+  public static keyPrefix(model: ModelVersionRef): string {
+    return `${model.modelName}/${model.version}/`;
+  }
+
+  /** Read access to one model version's objects only (and decrypt with the bucket's key). */
+  public grantReadModel(grantee: iam.IGrantable, model: ModelVersionRef): iam.Grant {
+    return this.bucket.grantRead(grantee, `${ModelBucket.keyPrefix(model)}*`);
+  }
+}

@@ -1,0 +1,264 @@
+import * as cdk from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import type { InferenceApi } from './inference-api';
+import type { OnnxFunction } from './onnx-function';
+
+/** Alarm thresholds. Every alarm is created; a field left out takes its default. */
+export interface AlarmThresholds {
+  /** Lambda errors as a % of invocations. @default 1 */
+  readonly errorRatePercent?: number;
+  /** Lambda throttles in one period. @default 1 */
+  readonly throttles?: number;
+  /** Lambda p99 duration, ms. @default 1000 */
+  readonly p99DurationMs?: number;
+  /** API 5XX responses as a % of requests. @default 1 */
+  readonly api5xxRatePercent?: number;
+  /** API 4XX responses as a % of requests: a client integration gone wrong. @default 10 */
+  readonly api4xxRatePercent?: number;
+  /** API p99 latency, ms. @default 2000 */
+  readonly p99LatencyMs?: number;
+  /** Concurrent executions as a % of the function's limit. @default 80 */
+  readonly concurrencyPercent?: number;
+  /** Failed model loads in one period (the instance answers 503). @default 1 */
+  readonly modelLoadFailures?: number;
+}
+
+export interface ModelMonitoringProps {
+  readonly onnxFunction: OnnxFunction;
+  /** @default - no API alarms or graphs */
+  readonly api?: InferenceApi;
+  /** @default - the defaults in AlarmThresholds */
+  readonly thresholds?: AlarmThresholds;
+  /** @default Duration.minutes(5) */
+  readonly period?: cdk.Duration;
+  /**
+   * Periods that must breach, out of `evaluationPeriods`, before an alarm fires.
+   * @default 2
+   */
+  readonly datapointsToAlarm?: number;
+  /** @default 3 */
+  readonly evaluationPeriods?: number;
+  /**
+   * The account's concurrency limit, for a function with no reserved concurrency.
+   * @default 1000, the default Lambda quota
+   */
+  readonly accountConcurrencyLimit?: number;
+  /**
+   * Where alarms notify (alarm and OK).
+   * @default - a new topic, KMS-encrypted, SSL only
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /** @default true */
+  readonly dashboard?: boolean;
+}
+
+const DEFAULTS: Required<AlarmThresholds> = {
+  errorRatePercent: 1,
+  throttles: 1,
+  p99DurationMs: 1000,
+  api5xxRatePercent: 1,
+  api4xxRatePercent: 10,
+  p99LatencyMs: 2000,
+  concurrencyPercent: 80,
+  modelLoadFailures: 1,
+};
+
+/** CloudWatch alarms with typed thresholds, an SNS topic and a dashboard for one model endpoint. */
+export class ModelMonitoring extends Construct {
+  public readonly alarmTopic: sns.ITopic;
+  public readonly thresholds: Required<AlarmThresholds>;
+  public readonly errorRateAlarm: cloudwatch.Alarm;
+  public readonly throttlesAlarm: cloudwatch.Alarm;
+  public readonly durationAlarm: cloudwatch.Alarm;
+  public readonly concurrencyAlarm: cloudwatch.Alarm;
+  public readonly modelLoadFailuresAlarm: cloudwatch.Alarm;
+  public readonly api5xxAlarm?: cloudwatch.Alarm;
+  public readonly api4xxAlarm?: cloudwatch.Alarm;
+  public readonly latencyAlarm?: cloudwatch.Alarm;
+  /** Every alarm above. */
+  public readonly alarms: cloudwatch.Alarm[] = [];
+  public readonly dashboard?: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: ModelMonitoringProps) {
+    super(scope, id);
+    const t = { ...DEFAULTS, ...(props.thresholds ?? {}) };
+    for (const [key, value] of Object.entries(t)) {
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new Error(
+          `ModelMonitoring ${this.node.path}: thresholds.${key} must be a positive number, got ${value}`,
+        );
+      }
+    }
+    for (const key of [
+      'errorRatePercent',
+      'api5xxRatePercent',
+      'api4xxRatePercent',
+      'concurrencyPercent',
+    ] as const) {
+      if (t[key] > 100) {
+        throw new Error(
+          `ModelMonitoring ${this.node.path}: thresholds.${key} is a percentage, at most 100, got ${t[key]}`,
+        );
+      }
+    }
+    const evaluationPeriods = props.evaluationPeriods ?? 3;
+    const datapointsToAlarm = props.datapointsToAlarm ?? 2;
+    if (!Number.isInteger(evaluationPeriods) || evaluationPeriods < 1) {
+      throw new Error(
+        `ModelMonitoring ${this.node.path}: evaluationPeriods must be a positive integer, got ${evaluationPeriods}`,
+      );
+    }
+    if (
+      !Number.isInteger(datapointsToAlarm) ||
+      datapointsToAlarm < 1 ||
+      datapointsToAlarm > evaluationPeriods
+    ) {
+      throw new Error(
+        `ModelMonitoring ${this.node.path}: datapointsToAlarm must be an integer from 1 to evaluationPeriods (${evaluationPeriods}), got ${datapointsToAlarm}`,
+      );
+    }
+    this.thresholds = t;
+    const period = props.period ?? cdk.Duration.minutes(5);
+    const fn = props.onnxFunction;
+    const concurrencyLimit = fn.reservedConcurrentExecutions ?? props.accountConcurrencyLimit ?? 1000;
+
+    this.alarmTopic = props.alarmTopic ?? this.createTopic();
+    const action = new actions.SnsAction(this.alarmTopic);
+    const alarm = (
+      id: string,
+      metric: cloudwatch.IMetric,
+      threshold: number,
+      description: string,
+    ): cloudwatch.Alarm => {
+      const created = new cloudwatch.Alarm(this, id, {
+        metric,
+        threshold,
+        evaluationPeriods,
+        datapointsToAlarm,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        // No traffic is not an outage; the API's own alarms see a dead backend as 5XX.
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `${fn.modelName}: ${description}`,
+      });
+      created.addAlarmAction(action);
+      created.addOkAction(action);
+      this.alarms.push(created);
+      return created;
+    };
+
+    this.errorRateAlarm = alarm(
+      'ErrorRate',
+      fn.metricErrorRate({ period }),
+      t.errorRatePercent,
+      `Lambda errors at or above ${t.errorRatePercent}% of invocations`,
+    );
+    this.throttlesAlarm = alarm(
+      'Throttles',
+      fn.metricThrottles({ period }),
+      t.throttles,
+      `${t.throttles} or more Lambda throttles in ${period.toHumanString()}`,
+    );
+    this.durationAlarm = alarm(
+      'Duration',
+      fn.metricDuration({ period }),
+      t.p99DurationMs,
+      `Lambda p99 duration at or above ${t.p99DurationMs} ms`,
+    );
+    const concurrencyThreshold = Math.max(1, Math.floor((concurrencyLimit * t.concurrencyPercent) / 100));
+    this.concurrencyAlarm = alarm(
+      'Concurrency',
+      fn.metricConcurrentExecutions({ period }),
+      concurrencyThreshold,
+      `concurrency at or above ${t.concurrencyPercent}% of its limit of ${concurrencyLimit}`,
+    );
+    this.modelLoadFailuresAlarm = alarm(
+      'ModelLoadFailures',
+      fn.metricModelLoadFailures({ period }),
+      t.modelLoadFailures,
+      'instances could not load the model and answer 503 (bad sha256, missing object, no read access)',
+    );
+    if (props.api) {
+      const api = props.api;
+      this.api5xxAlarm = alarm(
+        'Api5xxRate',
+        api.metricErrorRate('5XX', { period }),
+        t.api5xxRatePercent,
+        `API 5XX at or above ${t.api5xxRatePercent}% of requests`,
+      );
+      this.api4xxAlarm = alarm(
+        'Api4xxRate',
+        api.metricErrorRate('4XX', { period }),
+        t.api4xxRatePercent,
+        `API 4XX at or above ${t.api4xxRatePercent}% of requests`,
+      );
+      this.latencyAlarm = alarm(
+        'Latency',
+        api.metricLatency({ period }),
+        t.p99LatencyMs,
+        `API p99 latency at or above ${t.p99LatencyMs} ms`,
+      );
+    }
+
+    if (props.dashboard ?? true) {
+      this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+        defaultInterval: cdk.Duration.hours(3),
+      });
+      const graph = (title: string, left: cloudwatch.IMetric[], right: cloudwatch.IMetric[] = []) =>
+        new cloudwatch.GraphWidget({ title, left, right, width: 8, height: 6 });
+      const widgets: cloudwatch.IWidget[] = [];
+      if (props.api) {
+        const api = props.api;
+        widgets.push(
+          graph(
+            'API requests and errors',
+            [api.metricCount({ period })],
+            [api.metricClientError({ period }), api.metricServerError({ period })],
+          ),
+          graph('API latency (ms)', [
+            api.metricLatency({ period, statistic: 'p50' }),
+            api.metricLatency({ period }),
+          ]),
+        );
+      }
+      widgets.push(
+        graph(
+          'Lambda invocations, errors, throttles',
+          [fn.metricInvocations({ period })],
+          [fn.metricErrors({ period }), fn.metricThrottles({ period })],
+        ),
+        graph('Lambda duration (ms)', [
+          fn.metricDuration({ period, statistic: 'p50' }),
+          fn.metricDuration({ period }),
+        ]),
+        graph(
+          'Model run (ms) and rows per run',
+          [fn.metricInferenceLatency({ period, statistic: 'p50' }), fn.metricInferenceLatency({ period })],
+          [fn.metricBatchSize({ period })],
+        ),
+        graph('Concurrency', [fn.metricConcurrentExecutions({ period })]),
+        new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8, height: 6 }),
+      );
+      this.dashboard.addWidgets(...widgets);
+    }
+  }
+
+  private createTopic(): sns.Topic {
+    const key = new kms.Key(this, 'TopicKey', {
+      description: `Encrypts the alarm topic of ${this.node.path}`,
+      enableKeyRotation: true,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
+    });
+    // CloudWatch publishes to an encrypted topic only if it may use the key.
+    key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    return new sns.Topic(this, 'AlarmTopic', {
+      masterKey: key,
+      enforceSSL: true,
+      displayName: 'Model endpoint alarms',
+    });
+  }
+}

@@ -1,0 +1,60 @@
+import * as cdk from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import type { StageConfig } from './config/types';
+import { OnnxModelEndpoint } from './onnx-model-endpoint';
+
+export interface ModelServingStackProps extends cdk.StackProps {
+  readonly config: StageConfig;
+  /** The model folder to serve. */
+  readonly modelDir: string;
+  /** @default - none; see ModelArtifactProps.versionLockFile */
+  readonly versionLockFile?: string;
+}
+
+/** One model endpoint, configured for one stage. */
+export class ModelServingStack extends cdk.Stack {
+  public readonly endpoint: OnnxModelEndpoint;
+
+  constructor(scope: Construct, id: string, props: ModelServingStackProps) {
+    super(scope, id, props);
+    const c = props.config;
+    this.endpoint = new OnnxModelEndpoint(this, 'Endpoint', {
+      modelDir: props.modelDir,
+      versionLockFile: props.versionLockFile,
+      bucketProps: { removalPolicy: c.removalPolicy, autoDeleteObjects: c.autoDeleteObjects },
+      functionProps: {
+        memorySize: c.function.memorySize,
+        reservedConcurrentExecutions: c.function.reservedConcurrency,
+        provisionedConcurrentExecutions: c.function.provisionedConcurrency,
+        logLevel: c.function.logLevel,
+        tracing: c.function.tracing ? cdk.aws_lambda.Tracing.ACTIVE : cdk.aws_lambda.Tracing.DISABLED,
+        logRetention: c.logRetention,
+      },
+      apiProps: {
+        authorization: c.api.authorization,
+        throttle: c.api.throttle,
+        quota: c.api.quota,
+        waf: c.api.waf ? {} : undefined,
+        tracing: c.function.tracing,
+        accessLogRetention: c.logRetention,
+      },
+      monitoringProps: { thresholds: c.alarms },
+    });
+    new cdk.CfnOutput(this, 'InferUrl', {
+      description: `POST a V2 infer request here (${c.api.authorization} auth)`,
+      value: this.endpoint.inferUrl,
+    });
+    if (this.endpoint.artifact) {
+      new cdk.CfnOutput(this, 'ModelUri', {
+        description: 'The model version this stage serves',
+        value: this.endpoint.artifact.s3Uri,
+      });
+    }
+    if (this.endpoint.api.apiKey) {
+      new cdk.CfnOutput(this, 'ApiKeyId', {
+        description: 'aws apigateway get-api-key --include-value --api-key <this id> gives the key',
+        value: this.endpoint.api.apiKey.keyId,
+      });
+    }
+  }
+}

@@ -1,0 +1,26 @@
+import * as cdk from 'aws-cdk-lib';
+import { Construct } from 'constructs';
+import type { StageConfig } from './config/types';
+import { ModelServingStack } from './model-serving-stack';
+
+export interface ServingStageProps extends cdk.StageProps {
+  readonly config: StageConfig;
+  readonly modelDir: string;
+  /** @default - none */
+  readonly versionLockFile?: string;
+}
+
+/** One environment (dev, stage or prod): the unit a pipeline deploys and promotes. */
+export class ServingStage extends cdk.Stage {
+  public readonly servingStack: ModelServingStack;
+
+  constructor(scope: Construct, id: string, props: ServingStageProps) {
+    super(scope, id, props);
+    this.servingStack = new ModelServingStack(this, 'Serving', {
+      config: props.config,
+      modelDir: props.modelDir,
+      versionLockFile: props.versionLockFile,
+      description: `model-deploy-kit ${props.config.stageName}: ONNX inference API, model bucket and alarms`,
+    });
+  }
+}
