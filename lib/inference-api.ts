@@ -227,6 +227,14 @@ export class InferenceApi extends Construct {
       },
     });
     this.stage = this.api.deploymentStage;
+    const cloudWatchRole = this.api.node.tryFindChild('CloudWatchRole');
+    if (cloudWatchRole) {
+      cdk.Validations.of(cloudWatchRole).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+        reason:
+          "API Gateway's account-level logging role: the AWS managed policy is the documented, maintained grant for it, and the role can be assumed by API Gateway only.",
+      });
+    }
 
     this.api.addGatewayResponse('Default4xx', {
       type: apigw.ResponseType.DEFAULT_4XX,

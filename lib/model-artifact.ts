@@ -8,7 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct, type IConstruct } from 'constructs';
 import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
-import { ModelBucket, type ModelVersionRef } from './model-bucket';
+import { grantReadModelVersion, MODEL_FILES, ModelBucket, type ModelVersionRef } from './model-bucket';
 import { readModelFolder, type ModelManifestInfo } from './model-folder';
 
 export interface ModelArtifactProps {
@@ -87,12 +87,6 @@ class ModelPublisher extends Construct {
       role,
       logGroup,
     });
-    // The grants land in the role's default policy, whose resources are model prefixes and asset keys.
-    cdk.Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM5',
-      reason:
-        'Object-level grants (s3:GetObject*, s3:List*, s3:Abort*, kms:GenerateDataKey*, kms:ReEncrypt*) scoped to one model version prefix and the CDK asset keys; S3 object ARNs need the trailing wildcard.',
-    });
     cdk.Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',
       reason: 'Pinned to nodejs22.x, the runtime the bundle is built and tested for.',
@@ -149,11 +143,25 @@ export class ModelArtifact extends Construct implements ModelVersionRef {
     const modelAsset = new s3assets.Asset(this, 'Model', { path: folder.modelPath });
     const manifestAsset = new s3assets.Asset(this, 'Manifest', { path: folder.manifestPath });
     const publisher = ModelPublisher.of(this).function;
-    modelAsset.grantRead(publisher);
-    manifestAsset.grantRead(publisher);
-    // Read to compare what is there, put to copy; never delete: versions are immutable.
-    props.bucket.grantRead(publisher, `${this.keyPrefix}*`);
-    props.bucket.grantPut(publisher, `${this.keyPrefix}*`);
+    // Exact objects, no wildcards: the two assets it copies from and the two objects it may create.
+    publisher.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [modelAsset, manifestAsset].map((a) => a.bucket.arnForObjects(a.s3ObjectKey)),
+      }),
+    );
+    publisher.addToRolePolicy(
+      new iam.PolicyStatement({
+        // Delete only takes back a copy whose checksum did not match, so a retry starts clean.
+        actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+        resources: MODEL_FILES.map((file) => props.bucket.arnForObjects(`${this.keyPrefix}${file}`)),
+      }),
+    );
+    // Without it S3 answers 403 instead of 404 for an object that is not there yet.
+    publisher.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [props.bucket.bucketArn] }),
+    );
+    props.bucket.encryptionKey?.grant(publisher, 'kms:Decrypt', 'kms:GenerateDataKey');
 
     this.resource = new cdk.CustomResource(this, 'Version', {
       serviceToken: publisher.functionArn,
@@ -173,8 +181,8 @@ export class ModelArtifact extends Construct implements ModelVersionRef {
     this.s3Uri = `s3://${props.bucket.bucketName}/${this.keyPrefix}`;
   }
 
-  /** Read access to this version's objects only. */
+  /** Read access to this version's two objects only. */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
-    return this.bucket.grantRead(grantee, `${this.keyPrefix}*`);
+    return grantReadModelVersion(this.bucket, grantee, this.keyPrefix);
   }
 }

@@ -12,6 +12,27 @@ export enum ModelBucketEncryption {
   S3_MANAGED = 'S3_MANAGED',
 }
 
+/** The files of a model version, under its prefix. */
+export const MODEL_FILES = ['model.onnx', 'model.json'] as const;
+
+/**
+ * s3:GetObject on exactly `<prefix>model.onnx` and `<prefix>model.json`, and kms:Decrypt on the bucket's key.
+ * No wildcards: a reader of one version cannot read another.
+ */
+export function grantReadModelVersion(
+  bucket: s3.IBucket,
+  grantee: iam.IGrantable,
+  keyPrefix: string,
+): iam.Grant {
+  const grant = iam.Grant.addToPrincipal({
+    grantee,
+    actions: ['s3:GetObject'],
+    resourceArns: MODEL_FILES.map((file) => bucket.arnForObjects(`${keyPrefix}${file}`)),
+  });
+  bucket.encryptionKey?.grantDecrypt(grantee);
+  return grant;
+}
+
 /** A model version, as the bucket lays it out: `<name>/<version>/`. */
 export interface ModelVersionRef {
   readonly modelName: string;
@@ -154,8 +175,8 @@ export class ModelBucket extends Construct {
     return `${model.modelName}/${model.version}/`;
   }
 
-  /** Read access to one model version's objects only (and decrypt with the bucket's key). */
+  /** Read access to one model version's two objects only (and decrypt with the bucket's key). */
   public grantReadModel(grantee: iam.IGrantable, model: ModelVersionRef): iam.Grant {
-    return this.bucket.grantRead(grantee, `${ModelBucket.keyPrefix(model)}*`);
+    return grantReadModelVersion(this.bucket, grantee, ModelBucket.keyPrefix(model));
   }
 }
