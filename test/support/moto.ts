@@ -1,6 +1,10 @@
 /**
  * A real moto server for the AWS APIs the tests use. Each test file starts its own (jest runs files in
  * parallel workers) on a free port, and stops it in afterAll.
+ *
+ * `startMoto({ runLambdas: true })` starts it through `moto_lambda.py`, which makes Lambda functions really
+ * run: Node.js code in a local node process instead of moto's Docker container. CloudFormation custom
+ * resources then work too (their ResponseURL points back at this server), so a stack that has one completes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
@@ -16,7 +20,16 @@ export interface MotoServer {
   stop(): Promise<void>;
 }
 
+export interface MotoOptions {
+  /**
+   * Run Lambda functions' Node.js code (Invoke, and CloudFormation custom resources) in local node processes.
+   * The functions find the AWS SDK v3 in the project's node_modules, as they would in Lambda's runtime.
+   */
+  readonly runLambdas?: boolean;
+}
+
 const START_TIMEOUT_MS = 30_000;
+const ROOT = path.join(__dirname, '..', '..');
 
 /** A port nothing listens on right now: the OS picks one for port 0. */
 export function freePort(): Promise<number> {
@@ -67,13 +80,30 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function startOnce(): Promise<MotoServer | { failed: string }> {
+/** The command that serves moto: `moto_server`, or the launcher that also runs Lambda code. */
+function motoCommand(
+  port: number,
+  options: MotoOptions,
+): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  const serverArgs = ['-H', '127.0.0.1', '-p', String(port)];
+  if (!options.runLambdas) return { command: 'moto_server', args: serverArgs, env: motoEnv() };
+  return {
+    command: 'python3',
+    args: [path.join(__dirname, 'moto_lambda.py'), ...serverArgs],
+    env: {
+      ...motoEnv(),
+      MOTO_LAMBDA_NODE: process.execPath,
+      MOTO_LAMBDA_RUNNER: path.join(__dirname, 'lambda-runner.mjs'),
+      MOTO_LAMBDA_NODE_MODULES: path.join(ROOT, 'node_modules'),
+    },
+  };
+}
+
+async function startOnce(options: MotoOptions): Promise<MotoServer | { failed: string }> {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
-  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], {
-    env: motoEnv(),
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const { command, args, env } = motoCommand(port, options);
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
@@ -84,9 +114,9 @@ async function startOnce(): Promise<MotoServer | { failed: string }> {
   });
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (Date.now() < deadline) {
-    if (spawnError) return { failed: `moto_server could not start: ${spawnError.message}` };
+    if (spawnError) return { failed: `${command} could not start: ${spawnError.message}` };
     if (child.exitCode !== null || child.signalCode !== null) {
-      return { failed: `moto_server exited (${child.exitCode ?? child.signalCode}): ${stderr}` };
+      return { failed: `${command} exited (${child.exitCode ?? child.signalCode}): ${stderr}` };
     }
     if (await answers(endpoint)) {
       return { endpoint, stop: () => stopChild(child) };
@@ -94,14 +124,14 @@ async function startOnce(): Promise<MotoServer | { failed: string }> {
     await sleep(100);
   }
   await stopChild(child);
-  return { failed: `moto_server did not answer on ${endpoint} within ${START_TIMEOUT_MS} ms: ${stderr}` };
+  return { failed: `${command} did not answer on ${endpoint} within ${START_TIMEOUT_MS} ms: ${stderr}` };
 }
 
 /** Starts `moto_server` on a free port and waits until it answers HTTP. Retries if the port was taken meanwhile. */
-export async function startMoto(): Promise<MotoServer> {
+export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> {
   const failures: string[] = [];
   for (let attempt = 0; attempt < 3; attempt++) {
-    const started = await startOnce();
+    const started = await startOnce(options);
     if ('endpoint' in started) return started;
     failures.push(started.failed);
   }
