@@ -142,38 +142,67 @@ function runEsbuild(options: HandlerBundleOptions, outFile: string): void {
 
 const bundleCache = new Map<string, { dir: string; stats: BundleStats }>();
 
+/**
+ * Removes the bundles this process keeps for reuse (tens of MB each in the temp folder). It runs when the
+ * process exits; call it sooner where that exit hook never fires, such as in a jest test file.
+ */
+export function clearBundleCache(): void {
+  for (const { dir } of bundleCache.values()) fs.rmSync(dir, { recursive: true, force: true });
+  bundleCache.clear();
+}
+
+let cleanupRegistered = false;
+
+function removeCacheAtExit(): void {
+  if (cleanupRegistered) return;
+  cleanupRegistered = true;
+  process.once('exit', clearBundleCache);
+}
+
 function bundleKey(options: HandlerBundleOptions): string {
   const key = JSON.stringify({ ...options, architecture: nodeArch(options.architecture) });
   return crypto.createHash('sha256').update(key).digest('hex');
 }
 
+/** Bundles into an empty folder and measures the result. */
+function buildBundle(options: HandlerBundleOptions, dir: string): BundleStats {
+  const arch = nodeArch(options.architecture);
+  runEsbuild(options, path.join(dir, 'index.mjs'));
+  const handlerBytes = fs.statSync(path.join(dir, 'index.mjs')).size;
+  let onnxRuntimeBytes = 0;
+  if (options.includeOnnxRuntime) {
+    copyOnnxRuntime(dir, arch, path.dirname(path.resolve(options.entry)));
+    onnxRuntimeBytes = dirBytes(path.join(dir, 'node_modules'));
+  }
+  let modelBytes = 0;
+  if (options.modelDir) {
+    copyFiles(options.modelDir, path.join(dir, 'model'), (n) => n === 'model.onnx' || n === 'model.json');
+    modelBytes = dirBytes(path.join(dir, 'model'));
+  }
+  const totalBytes = dirBytes(dir);
+  if (totalBytes > options.maxBytes) {
+    throw new Error(
+      `The Lambda asset is ${mb(totalBytes)} unzipped (handler ${mb(handlerBytes)}, onnxruntime ${mb(onnxRuntimeBytes)}, model ${mb(modelBytes)}), over the ${mb(options.maxBytes)} limit: ` +
+        'serve a large model from S3 instead of bundling it, or use the Fargate backend',
+    );
+  }
+  return { totalBytes, handlerBytes, onnxRuntimeBytes, modelBytes };
+}
+
 /** Bundles into `outDir`, or copies an identical bundle made earlier in this process. */
 export function bundleHandler(options: HandlerBundleOptions, outDir: string): BundleStats {
-  const arch = nodeArch(options.architecture);
   const key = bundleKey(options);
   let cached = bundleCache.get(key);
   if (!cached) {
+    removeCacheAtExit();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-bundle-'));
-    runEsbuild(options, path.join(dir, 'index.mjs'));
-    const handlerBytes = fs.statSync(path.join(dir, 'index.mjs')).size;
-    let onnxRuntimeBytes = 0;
-    if (options.includeOnnxRuntime) {
-      copyOnnxRuntime(dir, arch, path.dirname(path.resolve(options.entry)));
-      onnxRuntimeBytes = dirBytes(path.join(dir, 'node_modules'));
+    try {
+      cached = { dir, stats: buildBundle(options, dir) };
+    } catch (err) {
+      // A failed bundle (over the size limit, say) is not cached: do not leave its folder behind.
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
     }
-    let modelBytes = 0;
-    if (options.modelDir) {
-      copyFiles(options.modelDir, path.join(dir, 'model'), (n) => n === 'model.onnx' || n === 'model.json');
-      modelBytes = dirBytes(path.join(dir, 'model'));
-    }
-    const totalBytes = dirBytes(dir);
-    if (totalBytes > options.maxBytes) {
-      throw new Error(
-        `The Lambda asset is ${mb(totalBytes)} unzipped (handler ${mb(handlerBytes)}, onnxruntime ${mb(onnxRuntimeBytes)}, model ${mb(modelBytes)}), over the ${mb(options.maxBytes)} limit: ` +
-          'serve a large model from S3 instead of bundling it, or use the Fargate backend',
-      );
-    }
-    cached = { dir, stats: { totalBytes, handlerBytes, onnxRuntimeBytes, modelBytes } };
     bundleCache.set(key, cached);
   }
   fs.cpSync(cached.dir, outDir, { recursive: true });
