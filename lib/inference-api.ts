@@ -199,7 +199,8 @@ export class InferenceApi extends Construct {
       // The binary tensor extension: API Gateway passes these bodies base64-encoded.
       binaryMediaTypes: ['application/octet-stream'],
       cloudWatchRole: props.cloudWatchRole ?? true,
-      cloudWatchRoleRemovalPolicy: cdk.RemovalPolicy.RETAIN,
+      // One role per account and region: another stack's API may rely on it after this one is gone.
+      cloudWatchRoleRemovalPolicy: (props.cloudWatchRole ?? true) ? cdk.RemovalPolicy.RETAIN : undefined,
       apiKeySourceType: iamAuth ? undefined : apigw.ApiKeySourceType.HEADER,
       defaultMethodOptions: iamAuth
         ? { authorizationType: apigw.AuthorizationType.IAM }

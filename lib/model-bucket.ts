@@ -103,9 +103,10 @@ export class ModelBucket extends Construct {
       throw new Error(`ModelBucket ${this.node.path}: encryptionKey was given but encryption is S3_MANAGED`);
     }
     const noncurrent = props.noncurrentVersionExpiration ?? cdk.Duration.days(90);
-    if (noncurrent.toDays() < 1) {
+    const days = noncurrent.toDays({ integral: false });
+    if (days < 1 || !Number.isInteger(days)) {
       throw new Error(
-        `ModelBucket ${this.node.path}: noncurrentVersionExpiration must be at least 1 day, got ${noncurrent.toHumanString()}`,
+        `ModelBucket ${this.node.path}: noncurrentVersionExpiration must be a whole number of days, at least 1, got ${noncurrent.toHumanString()}`,
       );
     }
 

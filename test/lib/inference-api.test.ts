@@ -1,0 +1,233 @@
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as cdk from 'aws-cdk-lib';
+import { ApiAuthorization, InferenceApi, type InferenceApiProps } from '../../lib/inference-api';
+import { onlyResource, template, testStack } from '../support/cdk';
+
+function backend(stack: cdk.Stack): apigw.Integration {
+  const fn = lambda.Function.fromFunctionArn(
+    stack,
+    'Backend',
+    'arn:aws:lambda:us-east-1:123456789012:function:infer:live',
+  );
+  return new apigw.LambdaIntegration(fn, { allowTestInvoke: false });
+}
+
+function build(props: Partial<InferenceApiProps> = {}) {
+  const stack = testStack();
+  const api = new InferenceApi(stack, 'Api', { integration: backend(stack), ...props });
+  return { stack, api, t: template(stack) };
+}
+
+function methods(t: ReturnType<typeof template>): Record<string, unknown>[] {
+  return Object.values(t.findResources('AWS::ApiGateway::Method')).map(
+    (m) => (m as { Properties: Record<string, unknown> }).Properties,
+  );
+}
+
+describe('InferenceApi', () => {
+  test('the V2 routes, each authenticated with IAM by default and validated', () => {
+    const { t, stack } = build();
+    const paths = Object.values(t.findResources('AWS::ApiGateway::Resource')).map(
+      (r) => (r as { Properties: { PathPart: string } }).Properties.PathPart,
+    );
+    expect(paths.sort()).toEqual(
+      ['health', 'infer', 'live', 'models', 'ready', 'ready', 'v2', '{name}'].sort(),
+    );
+    const all = methods(t);
+    expect(all.map((m) => m.HttpMethod).sort()).toEqual(['GET', 'GET', 'GET', 'GET', 'GET', 'POST']);
+    for (const m of all) {
+      expect(m.AuthorizationType).toBe('AWS_IAM');
+      expect(m.RequestValidatorId).toBeDefined();
+      expect(JSON.stringify(m.Integration)).toContain('AWS_PROXY');
+    }
+    const infer = all.find((m) => m.HttpMethod === 'POST') as Record<string, unknown>;
+    expect(infer.RequestParameters).toEqual({ 'method.request.path.name': true });
+    expect(Object.keys(infer.RequestModels as object)).toEqual(['application/json']);
+    t.hasResourceProperties('AWS::ApiGateway::RequestValidator', {
+      ValidateRequestBody: true,
+      ValidateRequestParameters: true,
+    });
+    t.hasResourceProperties('AWS::ApiGateway::Model', {
+      ContentType: 'application/json',
+      Schema: { required: ['inputs'], properties: { inputs: { minItems: 1 } } },
+    });
+    t.resourceCountIs('AWS::ApiGateway::UsagePlan', 0);
+    t.resourceCountIs('AWS::ApiGateway::ApiKey', 0);
+    t.resourceCountIs('AWS::WAFv2::WebACL', 0);
+    expect(
+      stack.resolve(new InferenceApi(testStack(), 'X', { integration: backend(testStack()) }).authorization),
+    ).toBe('IAM');
+  });
+
+  test('binary tensors pass through; API errors use the runtime error shape', () => {
+    const { t } = build();
+    t.hasResourceProperties('AWS::ApiGateway::RestApi', {
+      BinaryMediaTypes: ['application/octet-stream'],
+      EndpointConfiguration: { Types: ['REGIONAL'] },
+    });
+    t.resourceCountIs('AWS::ApiGateway::GatewayResponse', 3);
+    t.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'BAD_REQUEST_BODY',
+      ResponseTemplates: {
+        'application/json':
+          '{"error": "The request body is not a V2 infer request: $context.error.validationErrorString"}',
+      },
+    });
+    t.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
+      ResponseType: 'DEFAULT_4XX',
+      ResponseTemplates: { 'application/json': '{"error": $context.error.messageString}' },
+    });
+  });
+
+  test('the stage: JSON access logs without bodies, metrics, error logging, throttle', () => {
+    const { t } = build();
+    const { props } = onlyResource(t, 'AWS::ApiGateway::Stage');
+    expect(props).toMatchObject({
+      StageName: 'api',
+      TracingEnabled: false,
+      MethodSettings: [
+        expect.objectContaining({
+          MetricsEnabled: true,
+          LoggingLevel: 'ERROR',
+          DataTraceEnabled: false,
+          ThrottlingRateLimit: 100,
+          ThrottlingBurstLimit: 200,
+        }),
+      ],
+    });
+    const format = JSON.parse((props.AccessLogSetting as { Format: string }).Format) as Record<
+      string,
+      string
+    >;
+    expect(format).toMatchObject({
+      status: '$context.status',
+      requestId: '$context.requestId',
+      ip: '$context.identity.sourceIp',
+    });
+    expect(JSON.stringify(format)).not.toMatch(/body/i);
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+    t.resourceCountIs('AWS::ApiGateway::Account', 1);
+  });
+
+  test('API keys: a usage plan with throttle and quota, and a key attached to it', () => {
+    const { t, api } = build({
+      authorization: ApiAuthorization.API_KEY,
+      throttle: { rateLimit: 5, burstLimit: 10 },
+      quota: { limit: 10_000, period: apigw.Period.DAY },
+    });
+    for (const m of methods(t)) {
+      expect(m.AuthorizationType).toBe('NONE');
+      expect(m.ApiKeyRequired).toBe(true);
+    }
+    t.hasResourceProperties('AWS::ApiGateway::UsagePlan', {
+      Throttle: { RateLimit: 5, BurstLimit: 10 },
+      Quota: { Limit: 10_000, Period: 'DAY' },
+    });
+    t.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+    t.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
+    expect(api.apiKey).toBeDefined();
+    expect(api.usagePlan).toBeDefined();
+    // the key's value is generated by API Gateway, never written into the template
+    expect(JSON.stringify(t.findResources('AWS::ApiGateway::ApiKey'))).not.toContain('"Value"');
+  });
+
+  test('WAF: a new web ACL with managed rules and a rate limit, associated with the stage', () => {
+    const { t } = build({ waf: { rateLimitPerIp: 500 } });
+    const { props } = onlyResource(t, 'AWS::WAFv2::WebACL');
+    expect(props.Scope).toBe('REGIONAL');
+    const rules = props.Rules as { Name: string; Statement: Record<string, unknown> }[];
+    expect(rules.map((r) => r.Name)).toEqual([
+      'RateLimitPerIp',
+      'AWSManagedRulesCommonRuleSet',
+      'AWSManagedRulesKnownBadInputsRuleSet',
+    ]);
+    expect(rules[0]?.Statement).toEqual({ RateBasedStatement: { Limit: 500, AggregateKeyType: 'IP' } });
+    // tensors are large bodies: the 8 KB body rule only counts
+    expect(rules[1]?.Statement).toMatchObject({
+      ManagedRuleGroupStatement: {
+        RuleActionOverrides: [{ Name: 'SizeRestrictions_BODY', ActionToUse: { Count: {} } }],
+      },
+    });
+    t.resourceCountIs('AWS::WAFv2::WebACLAssociation', 1);
+  });
+
+  test('WAF: an existing web ACL is associated, not created', () => {
+    const arn = 'arn:aws:wafv2:us-east-1:123456789012:regional/webacl/shared/abc';
+    const { t, api } = build({ waf: { existingWebAclArn: arn } });
+    t.resourceCountIs('AWS::WAFv2::WebACL', 0);
+    t.hasResourceProperties('AWS::WAFv2::WebACLAssociation', { WebACLArn: arn });
+    expect(api.webAclArn).toBe(arn);
+  });
+
+  test('stage name, retention, logging level, tracing and the account role are props', () => {
+    const { t } = build({
+      stageName: 'prod',
+      accessLogRetention: logs.RetentionDays.ONE_YEAR,
+      executionLogging: apigw.MethodLoggingLevel.INFO,
+      tracing: true,
+      cloudWatchRole: false,
+    });
+    const { props } = onlyResource(t, 'AWS::ApiGateway::Stage');
+    expect(props).toMatchObject({
+      StageName: 'prod',
+      TracingEnabled: true,
+      MethodSettings: [expect.objectContaining({ LoggingLevel: 'INFO' })],
+    });
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 });
+    t.resourceCountIs('AWS::ApiGateway::Account', 0);
+  });
+
+  test('grantInvoke allows execute-api:Invoke on the V2 routes of this stage', () => {
+    const stack = testStack();
+    const api = new InferenceApi(stack, 'Api', { integration: backend(stack) });
+    const caller = new iam.Role(stack, 'Caller', { assumedBy: new iam.AccountRootPrincipal() });
+    api.grantInvoke(caller);
+    const policy = JSON.stringify(template(stack).findResources('AWS::IAM::Policy'));
+    expect(policy).toContain('execute-api:Invoke');
+    expect(policy).toContain('"/*/v2/*"');
+    expect(policy).toContain('"/GET/v2"');
+  });
+
+  test('URLs and metrics', () => {
+    const { stack, api } = build();
+    expect(JSON.stringify(stack.resolve(api.inferUrl('iris')))).toContain('v2/models/iris/infer');
+    expect(api.metricServerError().metricName).toBe('5XXError');
+    expect(api.metricClientError().metricName).toBe('4XXError');
+    expect(api.metricLatency().statistic).toBe('p99');
+    expect(api.metricErrorRate('5XX').expression).toContain('errors / requests');
+  });
+
+  test.each<[string, Partial<InferenceApiProps>, RegExp]>([
+    [
+      'a quota with IAM auth',
+      { quota: { limit: 5, period: apigw.Period.DAY } },
+      /quota applies to API keys; set authorization to API_KEY/,
+    ],
+    [
+      'a zero quota',
+      { authorization: ApiAuthorization.API_KEY, quota: { limit: 0, period: apigw.Period.DAY } },
+      /quota.limit must be a positive integer, got 0/,
+    ],
+    [
+      'a zero rate',
+      { throttle: { rateLimit: 0, burstLimit: 1 } },
+      /throttle needs rateLimit > 0 .* got {"rateLimit":0,"burstLimit":1}/,
+    ],
+    [
+      'a stage name with a slash',
+      { stageName: 'v1/x' },
+      /stageName may hold letters, digits and '_' only, got "v1\/x"/,
+    ],
+    [
+      'a WAF rate under 10',
+      { waf: { rateLimitPerIp: 5 } },
+      /waf.rateLimitPerIp must be an integer of at least 10 .* got 5/,
+    ],
+  ])('%s is refused with a message naming it', (_name, props, message) => {
+    const stack = testStack();
+    expect(() => new InferenceApi(stack, 'Api', { integration: backend(stack), ...props })).toThrow(message);
+  });
+});

@@ -1,0 +1,149 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as cdk from 'aws-cdk-lib';
+import { InferenceApi } from '../../lib/inference-api';
+import { ModelMonitoring, type ModelMonitoringProps } from '../../lib/model-monitoring';
+import { OnnxFunction } from '../../lib/onnx-function';
+import { IRIS_DIR, template, testStack } from '../support/cdk';
+
+function build(
+  props: Partial<ModelMonitoringProps> = {},
+  fnProps: { reservedConcurrentExecutions?: number } = {},
+) {
+  const stack = testStack();
+  const onnxFunction = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR, ...fnProps });
+  const api = new InferenceApi(stack, 'Api', {
+    integration: new apigw.LambdaIntegration(onnxFunction.alias),
+  });
+  const monitoring = new ModelMonitoring(stack, 'Monitoring', { onnxFunction, api, ...props });
+  return { stack, monitoring, t: template(stack) };
+}
+
+type AlarmProps = { AlarmDescription: string; Threshold: number; MetricName?: string; Metrics?: unknown[] };
+function alarms(t: ReturnType<typeof template>): AlarmProps[] {
+  return Object.values(t.findResources('AWS::CloudWatch::Alarm')).map(
+    (a) => (a as { Properties: AlarmProps }).Properties,
+  );
+}
+function alarm(t: ReturnType<typeof template>, describes: string): AlarmProps {
+  const found = alarms(t).filter((a) => a.AlarmDescription.includes(describes));
+  expect(found).toHaveLength(1);
+  return found[0] as AlarmProps;
+}
+
+describe('ModelMonitoring', () => {
+  test('eight alarms with the default thresholds, each notifying the topic on alarm and OK', () => {
+    const { t, monitoring } = build();
+    expect(alarms(t)).toHaveLength(8);
+    expect(monitoring.alarms).toHaveLength(8);
+    expect(alarm(t, 'Lambda errors').Threshold).toBe(1);
+    expect(alarm(t, 'throttles').Threshold).toBe(1);
+    expect(alarm(t, 'Lambda p99 duration').Threshold).toBe(1000);
+    expect(alarm(t, 'API 5XX').Threshold).toBe(1);
+    expect(alarm(t, 'API 4XX').Threshold).toBe(10);
+    expect(alarm(t, 'API p99 latency').Threshold).toBe(2000);
+    // no reserved concurrency: 80% of the default account limit of 1000
+    expect(alarm(t, 'concurrency').Threshold).toBe(800);
+    expect(alarm(t, 'could not load the model').Threshold).toBe(1);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 2,
+      TreatMissingData: 'notBreaching',
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+    });
+    for (const a of Object.values(t.findResources('AWS::CloudWatch::Alarm'))) {
+      const p = (a as { Properties: { AlarmActions: unknown[]; OKActions: unknown[] } }).Properties;
+      expect(p.AlarmActions).toHaveLength(1);
+      expect(p.OKActions).toEqual(p.AlarmActions);
+    }
+    // error rates are math over two metrics; the rest are plain metrics
+    expect(JSON.stringify(alarm(t, 'Lambda errors').Metrics)).toContain('100 * errors / invocations');
+    expect(alarm(t, 'could not load the model')).toMatchObject({
+      MetricName: 'ModelLoadFailures',
+      Namespace: 'ModelDeployKit',
+    });
+  });
+
+  test('the topic it creates is KMS-encrypted, SSL only, and CloudWatch may use its key', () => {
+    const { t } = build();
+    t.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('TopicKey'), 'Arn'] },
+    });
+    expect(JSON.stringify(t.findResources('AWS::SNS::TopicPolicy'))).toContain('aws:SecureTransport');
+    expect(JSON.stringify(t.findResources('AWS::KMS::Key'))).toContain('cloudwatch.amazonaws.com');
+  });
+
+  test('thresholds, periods and the concurrency limit are props', () => {
+    const { t } = build(
+      {
+        thresholds: { errorRatePercent: 5, p99LatencyMs: 4000, concurrencyPercent: 50 },
+        evaluationPeriods: 5,
+        datapointsToAlarm: 5,
+      },
+      { reservedConcurrentExecutions: 40 },
+    );
+    expect(alarm(t, 'Lambda errors').Threshold).toBe(5);
+    expect(alarm(t, 'API p99 latency').Threshold).toBe(4000);
+    expect(alarm(t, 'concurrency').Threshold).toBe(20);
+    expect(alarm(t, 'API 4XX').Threshold).toBe(10);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { EvaluationPeriods: 5, DatapointsToAlarm: 5 });
+  });
+
+  test('a topic can be brought in; no topic or key is created', () => {
+    const stack = testStack();
+    const topic = sns.Topic.fromTopicArn(stack, 'Ops', 'arn:aws:sns:us-east-1:123456789012:ops');
+    const onnxFunction = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
+    const m = new ModelMonitoring(stack, 'Monitoring', { onnxFunction, alarmTopic: topic });
+    const t = template(stack);
+    t.resourceCountIs('AWS::SNS::Topic', 0);
+    t.resourceCountIs('AWS::KMS::Key', 0);
+    expect(m.alarmTopic).toBe(topic);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmActions: ['arn:aws:sns:us-east-1:123456789012:ops'],
+    });
+    // without an API: only the five function alarms
+    expect(m.alarms).toHaveLength(5);
+    expect(m.api5xxAlarm).toBeUndefined();
+  });
+
+  test('the dashboard graphs the API, the function and the model run, and lists the alarms', () => {
+    const { t } = build();
+    const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
+    for (const text of [
+      'API latency',
+      'Lambda duration',
+      'Model run',
+      'InferenceLatency',
+      'Concurrency',
+      'alarms',
+    ]) {
+      expect(body).toContain(text);
+    }
+    const none = build({ dashboard: false }).t;
+    none.resourceCountIs('AWS::CloudWatch::Dashboard', 0);
+  });
+
+  test.each<[string, Partial<ModelMonitoringProps>, RegExp]>([
+    [
+      'a negative threshold',
+      { thresholds: { throttles: -1 } },
+      /thresholds.throttles must be a positive number, got -1/,
+    ],
+    [
+      'a rate over 100%',
+      { thresholds: { api5xxRatePercent: 150 } },
+      /thresholds.api5xxRatePercent is a percentage, at most 100, got 150/,
+    ],
+    [
+      'more datapoints than periods',
+      { evaluationPeriods: 2, datapointsToAlarm: 3 },
+      /datapointsToAlarm must be an integer from 1 to evaluationPeriods \(2\), got 3/,
+    ],
+    ['zero periods', { evaluationPeriods: 0 }, /evaluationPeriods must be a positive integer, got 0/],
+  ])('%s is refused with a message naming it', (_name, props, message) => {
+    const stack: cdk.Stack = testStack();
+    const onnxFunction = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
+    expect(() => new ModelMonitoring(stack, 'Monitoring', { onnxFunction, ...props })).toThrow(message);
+  });
+});

@@ -1,0 +1,234 @@
+import * as cdk from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { ModelArtifact } from '../../lib/model-artifact';
+import { ModelBucket } from '../../lib/model-bucket';
+import { OnnxFunction, type OnnxFunctionProps } from '../../lib/onnx-function';
+import { IRIS_DIR, template, testStack } from '../support/cdk';
+
+const SHA = '81c53a2a6b7cfd1c4789ff8c55bc8e106c6457e5cae1d12f057f0d3ea740f0da';
+
+function withArtifact(props: Partial<OnnxFunctionProps> = {}) {
+  const stack = testStack();
+  const models = new ModelBucket(stack, 'Models');
+  const artifact = new ModelArtifact(stack, 'Iris', { bucket: models.bucket, modelDir: IRIS_DIR });
+  const fn = new OnnxFunction(stack, 'Inference', { artifact, ...props });
+  return { stack, fn, artifact, t: template(stack) };
+}
+
+/** The inference function's properties (the stack also holds the model publisher). */
+function inferenceProps(t: ReturnType<typeof template>): Record<string, unknown> {
+  const fns = Object.values(t.findResources('AWS::Lambda::Function')) as {
+    Properties: Record<string, unknown>;
+  }[];
+  const found = fns.filter((f) => JSON.stringify(f.Properties.Environment ?? {}).includes('MODEL_URI'));
+  expect(found).toHaveLength(1);
+  return (found[0] as { Properties: Record<string, unknown> }).Properties;
+}
+
+describe('OnnxFunction', () => {
+  test('defaults: arm64, nodejs22.x, 2 GB, 30 s, ESM handler, model from S3 with its sha256, live alias', () => {
+    const { t, fn } = withArtifact();
+    const props = inferenceProps(t);
+    expect(props).toMatchObject({
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      MemorySize: 2048,
+      Timeout: 30,
+      Handler: 'index.handler',
+    });
+    expect(props).not.toHaveProperty('TracingConfig');
+    const env = (props.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env).toMatchObject({
+      MODEL_SHA256: SHA,
+      MODEL_NAME: 'iris',
+      POWERTOOLS_LOG_LEVEL: 'INFO',
+      LOG_PAYLOADS: 'false',
+      POWERTOOLS_METRICS_NAMESPACE: 'ModelDeployKit',
+    });
+    expect(JSON.stringify(env.MODEL_URI)).toContain('/iris/1.0.0/');
+    expect(env).not.toHaveProperty('MAX_BATCH');
+    expect(props).not.toHaveProperty('ReservedConcurrentExecutions');
+    t.hasResourceProperties('AWS::Lambda::Alias', { Name: 'live' });
+    expect(JSON.stringify(t.findResources('AWS::Lambda::Alias'))).not.toContain(
+      'ProvisionedConcurrencyConfig',
+    );
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+    expect(fn.modelName).toBe('iris');
+    expect(fn.modelVersion).toBe('1.0.0');
+  });
+
+  test('its role reads that model version only, and writes its own log group; no managed policies', () => {
+    const { t, stack, fn } = withArtifact();
+    const roleId = stack.getLogicalId(fn.role.node.defaultChild as iam.CfnRole);
+    const role = t.findResources('AWS::IAM::Role')[roleId] as { Properties: Record<string, unknown> };
+    expect(role.Properties).not.toHaveProperty('ManagedPolicyArns');
+    const policy = JSON.stringify(
+      t.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
+    );
+    expect(policy).toContain('/iris/1.0.0/model.onnx');
+    expect(policy).toContain('logs:PutLogEvents');
+    expect(policy).toContain('kms:Decrypt');
+    expect(policy).not.toContain('s3:PutObject');
+    expect(policy).not.toContain('/*"');
+  });
+
+  test('the function waits for the model version to be published', () => {
+    const { t, stack, fn, artifact } = withArtifact();
+    const fnId = stack.getLogicalId(fn.function.node.defaultChild as lambda.CfnFunction);
+    const crId = stack.getLogicalId(artifact.resource.node.defaultChild as cdk.CfnResource);
+    const resource = t.findResources('AWS::Lambda::Function')[fnId] as { DependsOn?: string[] };
+    expect(resource.DependsOn).toContain(crId);
+  });
+
+  test('every sizing and logging prop reaches the template', () => {
+    const { t } = withArtifact({
+      architecture: lambda.Architecture.X86_64,
+      runtime: lambda.Runtime.NODEJS_24_X,
+      memorySize: 3008,
+      timeout: cdk.Duration.seconds(20),
+      reservedConcurrentExecutions: 10,
+      provisionedConcurrentExecutions: 2,
+      tracing: lambda.Tracing.ACTIVE,
+      logRetention: logs.RetentionDays.ONE_WEEK,
+      logLevel: 'DEBUG',
+      logPayloads: true,
+      limits: { maxBatch: 64, maxElements: 1000, maxPayloadBytes: 1_000_000 },
+      intraOpThreads: 2,
+      environment: { EXTRA: '1' },
+    });
+    const props = inferenceProps(t);
+    expect(props).toMatchObject({
+      Runtime: 'nodejs24.x',
+      Architectures: ['x86_64'],
+      MemorySize: 3008,
+      Timeout: 20,
+      ReservedConcurrentExecutions: 10,
+      TracingConfig: { Mode: 'Active' },
+    });
+    expect((props.Environment as { Variables: unknown }).Variables).toMatchObject({
+      POWERTOOLS_LOG_LEVEL: 'DEBUG',
+      LOG_PAYLOADS: 'true',
+      MAX_BATCH: '64',
+      MAX_ELEMENTS: '1000',
+      MAX_PAYLOAD_BYTES: '1000000',
+      ORT_INTRA_OP_THREADS: '2',
+      EXTRA: '1',
+    });
+    t.hasResourceProperties('AWS::Lambda::Alias', {
+      Name: 'live',
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
+    });
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+  });
+
+  test('a bundled model is served from the asset: no bucket, no S3 grant', () => {
+    const stack = testStack();
+    const fn = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
+    const t = template(stack);
+    t.resourceCountIs('AWS::S3::Bucket', 0);
+    const props = inferenceProps(t);
+    expect((props.Environment as { Variables: unknown }).Variables).toMatchObject({
+      MODEL_URI: '/var/task/model',
+      MODEL_SHA256: SHA,
+      MODEL_NAME: 'iris',
+    });
+    expect(JSON.stringify(t.findResources('AWS::IAM::Policy'))).not.toContain('s3:');
+    expect(fn.modelUri).toBe('/var/task/model');
+  });
+
+  test('a log group can be brought in', () => {
+    const stack = testStack();
+    const logGroup = new logs.LogGroup(stack, 'Mine', { retention: logs.RetentionDays.ONE_DAY });
+    const fn = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR, logGroup });
+    expect(fn.logGroup).toBe(logGroup);
+    template(stack).resourceCountIs('AWS::Logs::LogGroup', 1);
+  });
+
+  test('metric helpers point at the function and at the runtime metrics', () => {
+    const stack = testStack();
+    const fn = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
+    expect(fn.metricErrors().metricName).toBe('Errors');
+    expect(fn.metricThrottles().metricName).toBe('Throttles');
+    expect(fn.metricDuration().statistic).toBe('p99');
+    expect(fn.metricConcurrentExecutions().metricName).toBe('ConcurrentExecutions');
+    const latency = fn.metricInferenceLatency();
+    expect(latency.namespace).toBe('ModelDeployKit');
+    expect(latency.dimensions).toEqual({ service: 'model-deploy-kit', model: 'iris' });
+    expect(fn.metricBadRequests().metricName).toBe('BadRequestErrors');
+    expect(fn.metricModelLoadFailures().dimensions).toEqual({ service: 'model-deploy-kit' });
+    expect(fn.metricErrorRate().expression).toContain('errors / invocations');
+  });
+
+  test('grantInvoke grants the live alias', () => {
+    const stack = testStack();
+    const fn = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
+    const caller = new iam.Role(stack, 'Caller', { assumedBy: new iam.AccountRootPrincipal() });
+    fn.grantInvoke(caller);
+    const policy = JSON.stringify(template(stack).findResources('AWS::IAM::Policy'));
+    expect(policy).toContain('lambda:InvokeFunction');
+    expect(policy).toContain('InferenceLive');
+  });
+
+  const bucket = (stack: cdk.Stack) => s3.Bucket.fromBucketName(stack, 'B', 'team-models');
+  test.each<[string, (stack: cdk.Stack) => OnnxFunctionProps, RegExp]>([
+    [
+      'neither model source',
+      () => ({}),
+      /give exactly one of artifact .* or bundledModelDir .*, got neither/,
+    ],
+    [
+      'both model sources',
+      (stack) => ({
+        artifact: new ModelArtifact(stack, 'A', { bucket: bucket(stack), modelDir: IRIS_DIR }),
+        bundledModelDir: IRIS_DIR,
+      }),
+      /got both/,
+    ],
+    [
+      'nodejs20.x',
+      () => ({ bundledModelDir: IRIS_DIR, runtime: lambda.Runtime.NODEJS_20_X }),
+      /Node.js 22 or newer .* got nodejs20.x/,
+    ],
+    ['python', () => ({ bundledModelDir: IRIS_DIR, runtime: lambda.Runtime.PYTHON_3_12 }), /got python3.12/],
+    [
+      '64 MB of memory',
+      () => ({ bundledModelDir: IRIS_DIR, memorySize: 64 }),
+      /memorySize must be an integer from 128 to 10240 MB, got 64/,
+    ],
+    [
+      'a 20 minute timeout',
+      () => ({ bundledModelDir: IRIS_DIR, timeout: cdk.Duration.minutes(20) }),
+      /timeout must be 1 s to 15 min, got 20 minutes/,
+    ],
+    [
+      'zero reserved concurrency',
+      () => ({ bundledModelDir: IRIS_DIR, reservedConcurrentExecutions: 0 }),
+      /reservedConcurrentExecutions must be a positive integer, got 0/,
+    ],
+    [
+      'more provisioned than reserved',
+      () => ({
+        bundledModelDir: IRIS_DIR,
+        reservedConcurrentExecutions: 2,
+        provisionedConcurrentExecutions: 5,
+      }),
+      /provisionedConcurrentExecutions \(5\) cannot exceed reservedConcurrentExecutions \(2\)/,
+    ],
+    [
+      'a fractional batch limit',
+      () => ({ bundledModelDir: IRIS_DIR, limits: { maxBatch: 1.5 } }),
+      /limits.maxBatch must be a positive integer, got 1.5/,
+    ],
+    [
+      'zero threads',
+      () => ({ bundledModelDir: IRIS_DIR, intraOpThreads: 0 }),
+      /intraOpThreads must be a positive integer, got 0/,
+    ],
+  ])('%s is refused with a message naming it', (_name, props, message) => {
+    const stack = testStack();
+    expect(() => new OnnxFunction(stack, 'Inference', props(stack))).toThrow(message);
+  });
+});

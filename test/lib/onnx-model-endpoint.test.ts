@@ -1,0 +1,116 @@
+import * as cdkLib from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { ApiAuthorization } from '../../lib/inference-api';
+import { ModelDelivery, OnnxModelEndpoint } from '../../lib/onnx-model-endpoint';
+import { IRIS_DIR, template, testStack } from '../support/cdk';
+
+describe('OnnxModelEndpoint', () => {
+  test('one `new` gives bucket, model version, function, authenticated API and alarms', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', { modelDir: IRIS_DIR });
+    const t = template(stack);
+    t.resourceCountIs('Custom::ModelVersion', 1);
+    t.resourceCountIs('AWS::S3::Bucket', 2);
+    t.resourceCountIs('AWS::Lambda::Alias', 1);
+    t.resourceCountIs('AWS::ApiGateway::RestApi', 1);
+    t.resourceCountIs('AWS::CloudWatch::Alarm', 8);
+    t.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    t.resourceCountIs('AWS::SNS::Topic', 1);
+    for (const m of Object.values(t.findResources('AWS::ApiGateway::Method'))) {
+      expect((m as { Properties: { AuthorizationType: string } }).Properties.AuthorizationType).toBe(
+        'AWS_IAM',
+      );
+    }
+    // the API calls the live alias, not $LATEST
+    expect(JSON.stringify(t.findResources('AWS::ApiGateway::Method'))).toContain('InferenceLive');
+    expect(endpoint.modelName).toBe('iris');
+    expect(endpoint.artifact?.version).toBe('1.0.0');
+    expect(endpoint.modelBucket?.bucket).toBeDefined();
+    expect(endpoint.onnxFunction.alias.aliasName).toBe('live');
+    expect(endpoint.monitoring.alarms).toHaveLength(8);
+    expect(JSON.stringify(stack.resolve(endpoint.inferUrl))).toContain('v2/models/iris/infer');
+  });
+
+  test('bring your own bucket (with its key) and alarm topic', () => {
+    const stack = testStack();
+    const key = kms.Key.fromKeyArn(stack, 'Key', 'arn:aws:kms:us-east-1:123456789012:key/k1');
+    const bucket = s3.Bucket.fromBucketAttributes(stack, 'Bucket', {
+      bucketName: 'team-models',
+      encryptionKey: key,
+    });
+    const topic = sns.Topic.fromTopicArn(stack, 'Ops', 'arn:aws:sns:us-east-1:123456789012:ops');
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      existingBucket: bucket,
+      existingAlarmTopic: topic,
+    });
+    const t = template(stack);
+    t.resourceCountIs('AWS::S3::Bucket', 0);
+    t.resourceCountIs('AWS::SNS::Topic', 0);
+    t.hasResourceProperties('Custom::ModelVersion', { DestinationBucket: 'team-models' });
+    expect(endpoint.modelBucket?.bucket).toBe(bucket);
+    expect(JSON.stringify(t.findResources('AWS::IAM::Policy'))).toContain('key/k1');
+  });
+
+  test('props reach the parts they configure', () => {
+    const stack = testStack();
+    new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      bucketProps: { removalPolicy: cdkLib.RemovalPolicy.DESTROY, autoDeleteObjects: true },
+      functionProps: { memorySize: 4096 },
+      apiProps: { authorization: ApiAuthorization.API_KEY, stageName: 'v1' },
+      monitoringProps: { thresholds: { p99LatencyMs: 750 }, dashboard: false },
+    });
+    const t = template(stack);
+    t.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 4096 });
+    t.hasResourceProperties('AWS::ApiGateway::Stage', { StageName: 'v1' });
+    t.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', { Threshold: 750 });
+    t.resourceCountIs('AWS::CloudWatch::Dashboard', 0);
+    t.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
+  });
+
+  test('a bundled model needs no bucket, no publisher', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      delivery: ModelDelivery.BUNDLED,
+    });
+    const t = template(stack);
+    t.resourceCountIs('AWS::S3::Bucket', 0);
+    t.resourceCountIs('Custom::ModelVersion', 0);
+    t.resourceCountIs('AWS::Lambda::Function', 1);
+    expect(endpoint.modelBucket).toBeUndefined();
+    expect(endpoint.onnxFunction.modelUri).toBe('/var/task/model');
+  });
+
+  test('a custom integration replaces the Lambda proxy', () => {
+    const stack = testStack();
+    const integration = new apigw.HttpIntegration('http://10.0.0.1:8080/{proxy}', { proxy: true });
+    new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      delivery: ModelDelivery.BUNDLED,
+      integration,
+    });
+    const methods = JSON.stringify(template(stack).findResources('AWS::ApiGateway::Method'));
+    expect(methods).toContain('HTTP_PROXY');
+    expect(methods).not.toContain('AWS_PROXY');
+  });
+
+  test('bucket props with bundled delivery are refused', () => {
+    const stack = testStack();
+    expect(
+      () =>
+        new OnnxModelEndpoint(stack, 'Iris', {
+          modelDir: IRIS_DIR,
+          delivery: ModelDelivery.BUNDLED,
+          existingBucket: s3.Bucket.fromBucketName(stack, 'B', 'team-models'),
+        }),
+    ).toThrow(
+      /existingBucket, bucketProps and versionLockFile apply to S3 delivery, but delivery is BUNDLED/,
+    );
+  });
+});

@@ -1,0 +1,151 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as cdk from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as cxapi from 'aws-cdk-lib/cx-api';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { STAGES, type StageName } from '../../lib/config';
+import { ServingStage } from '../../lib/serving-stage';
+import { IRIS_DIR, TEST_ENV } from '../support/cdk';
+
+const outdirs: string[] = [];
+afterAll(() => outdirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** The ready app's three stages, as bin/app.ts builds them, with bundling skipped. */
+function buildApp(nag = false): { app: cdk.App; stages: Record<StageName, ServingStage> } {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-stages-'));
+  outdirs.push(outdir);
+  const app = new cdk.App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+  if (nag) cdk.Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const stages = {} as Record<StageName, ServingStage>;
+  for (const config of Object.values(STAGES)) {
+    stages[config.stageName] = new ServingStage(app, `ModelServing-${config.stageName}`, {
+      env: TEST_ENV,
+      config,
+      modelDir: IRIS_DIR,
+    });
+  }
+  return { app, stages };
+}
+
+/** Asset hashes change with every handler edit; the snapshot is about the shape. */
+function masked(template: unknown): unknown {
+  return JSON.parse(JSON.stringify(template).replace(/[0-9a-f]{64}/g, '<hash>'));
+}
+
+describe('ServingStage and ModelServingStack', () => {
+  const { stages } = buildApp();
+  const templates = Object.fromEntries(
+    Object.entries(stages).map(([name, stage]) => [name, Template.fromStack(stage.servingStack)]),
+  ) as Record<StageName, Template>;
+
+  test.each(['dev', 'stage', 'prod'] as const)('%s matches its snapshot', (name) => {
+    expect(masked(templates[name].toJSON())).toMatchSnapshot();
+  });
+
+  test('dev is disposable: API keys, bucket destroyed and emptied, no warm instances, no WAF', () => {
+    const t = templates.dev;
+    t.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+    t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
+    t.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
+    expect(JSON.stringify(t.findResources('AWS::Lambda::Alias'))).not.toContain(
+      'ProvisionedConcurrencyConfig',
+    );
+    t.resourceCountIs('AWS::WAFv2::WebACL', 0);
+    t.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 1024 });
+  });
+
+  test('prod retains its data, keeps warm instances, caps concurrency, and sits behind IAM and WAF', () => {
+    const t = templates.prod;
+    t.resourceCountIs('AWS::ApiGateway::ApiKey', 0);
+    for (const m of Object.values(t.findResources('AWS::ApiGateway::Method'))) {
+      expect((m as { Properties: { AuthorizationType: string } }).Properties.AuthorizationType).toBe(
+        'AWS_IAM',
+      );
+    }
+    t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
+    t.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
+    t.hasResourceProperties('AWS::Lambda::Alias', {
+      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
+    });
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      ReservedConcurrentExecutions: 200,
+      TracingConfig: { Mode: 'Active' },
+    });
+    t.resourceCountIs('AWS::WAFv2::WebACL', 1);
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 180 });
+  });
+
+  test('every stage outputs its infer URL and model URI', () => {
+    for (const t of Object.values(templates)) {
+      const outputs = t.toJSON().Outputs as Record<string, unknown>;
+      expect(Object.keys(outputs)).toEqual(expect.arrayContaining(['InferUrl', 'ModelUri']));
+    }
+    expect(Object.keys(templates.dev.toJSON().Outputs as object)).toContain('ApiKeyId');
+  });
+
+  test('no physical names: buckets, functions, APIs, topics and alarms are named by CloudFormation', () => {
+    for (const t of Object.values(templates)) {
+      const json = t.toJSON() as {
+        Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+      };
+      for (const [id, r] of Object.entries(json.Resources)) {
+        const p = r.Properties ?? {};
+        for (const key of [
+          'BucketName',
+          'FunctionName',
+          'TopicName',
+          'AlarmName',
+          'DashboardName',
+          'RoleName',
+          'LogGroupName',
+        ]) {
+          // a reference to another resource is fine; a literal name is not
+          const literal = typeof p[key] === 'string' ? p[key] : undefined;
+          expect({ id, [key]: literal }).toEqual({ id, [key]: undefined });
+        }
+      }
+    }
+  });
+});
+
+describe('checks over all three stages', () => {
+  test('cdk-nag AwsSolutions finds nothing unacknowledged, and aws-cdk-lib annotates no warnings', () => {
+    const { app } = buildApp(true);
+    const assembly = app.synth();
+    const messages = assembly.stacksRecursively.flatMap((s) =>
+      s.messages
+        .filter((m) => m.level !== cxapi.SynthesisMessageLevel.INFO)
+        .map((m) => `${m.id}: ${JSON.stringify(m.entry.data)}`),
+    );
+    expect(messages).toEqual([]);
+    expect(assembly.stacksRecursively).toHaveLength(3);
+  });
+
+  test('the nag check is live: an unencrypted public-readable bucket fails the synth', () => {
+    const { app, stages } = buildApp(true);
+    new s3.Bucket(stages.dev.servingStack, 'Careless', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ACLS_ONLY,
+    });
+    expect(() => app.synth()).toThrow(/AwsSolutions-S1|AwsSolutions-S10|Validation failed/);
+  });
+
+  test('cfn-lint reports no errors on any synthesized template', () => {
+    const { app } = buildApp();
+    const assembly = app.synth();
+    const files = assembly.stacksRecursively.map((s) => path.join(s.assembly.directory, s.templateFile));
+    expect(files).toHaveLength(3);
+    const shims = path.join(process.env.PYENV_ROOT ?? path.join(os.homedir(), '.pyenv'), 'shims');
+    const run = spawnSync('cfn-lint', ['--format', 'parseable', ...files], {
+      env: { ...process.env, PATH: `${shims}${path.delimiter}${process.env.PATH ?? ''}` },
+      encoding: 'utf8',
+    });
+    expect(run.error).toBeUndefined();
+    // cfn-lint's exit code is a bit mask: 2 means errors, 4 warnings, 8 informational.
+    const errors = run.stdout.split('\n').filter((line) => /:E\d{4}:/.test(line));
+    expect({ errors, errorBit: (run.status ?? 2) & 2 }).toEqual({ errors: [], errorBit: 0 });
+  });
+});
