@@ -6,11 +6,14 @@ import {
   CloudFormationClient,
   CreateStackCommand,
   DescribeStackEventsCommand,
+  DescribeStackResourceCommand,
   DescribeStacksCommand,
+  UpdateStackCommand,
   type Stack,
 } from '@aws-sdk/client-cloudformation';
 import {
   CreateFunctionCommand,
+  GetAliasCommand,
   InvokeCommand,
   LambdaClient,
   type InvokeCommandOutput,
@@ -285,6 +288,40 @@ describe('CloudFormation custom resources', () => {
     expect(tags.TagSet).toContainEqual({ Key: 'answer', Value: 'hello, Create' });
   });
 
+  it('a changed custom resource gets an Update event, and keeps its physical id', async () => {
+    await cfn.send(
+      new UpdateStackCommand({
+        StackName: 'custom',
+        TemplateBody: JSON.stringify(template({ Greeting: 'hi' })),
+        Capabilities: ['CAPABILITY_IAM'],
+      }),
+    );
+    const stack = await settled('custom');
+    expect(stack.StackStatus).toBe('UPDATE_COMPLETE');
+    expect(output(stack, 'Answer')).toBe('hi, Update');
+    expect(output(stack, 'Id')).toBe('greeting-1');
+  });
+
+  it('a FAILED answer to an Update fails the update', async () => {
+    await cfn.send(
+      new UpdateStackCommand({
+        StackName: 'custom',
+        TemplateBody: JSON.stringify(template({ Greeting: 'hi', Fail: 'yes' })),
+        Capabilities: ['CAPABILITY_IAM'],
+      }),
+    );
+    const stack = await settled('custom');
+    expect(stack.StackStatus).toBe('UPDATE_FAILED');
+    const { StackEvents } = await cfn.send(new DescribeStackEventsCommand({ StackName: 'custom' }));
+    expect(StackEvents).toContainEqual(
+      expect.objectContaining({
+        LogicalResourceId: 'Greeting',
+        ResourceStatus: 'UPDATE_FAILED',
+        ResourceStatusReason: 'the greeting was refused',
+      }),
+    );
+  });
+
   it('a FAILED answer fails the stack, with the Reason on the resource', async () => {
     const stack = await createStack('refused', template({ Greeting: 'hello', Fail: 'yes' }));
     expect(stack.StackStatus).toBe('CREATE_FAILED');
@@ -307,6 +344,93 @@ describe('CloudFormation custom resources', () => {
     expect(failed?.ResourceStatus).toBe('CREATE_FAILED');
     expect(failed?.ResourceStatusReason).toMatch(
       /ended without answering CloudFormation: .*crashed before answering/,
+    );
+  });
+});
+
+describe('CloudFormation beyond what moto supports', () => {
+  it('Lambda versions and aliases are created, and unsupported types become placeholders that GetAtt can read', async () => {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: CODE_BUCKET,
+        Key: 'plain.zip',
+        Body: zip({ 'index.mjs': 'export const handler = async () => 1;' }),
+      }),
+    );
+    const template = {
+      Resources: {
+        Fn: {
+          Type: 'AWS::Lambda::Function',
+          Properties: {
+            Runtime: 'nodejs22.x',
+            Handler: 'index.handler',
+            Role: roleArn,
+            Code: { S3Bucket: CODE_BUCKET, S3Key: 'plain.zip' },
+          },
+        },
+        Version: { Type: 'AWS::Lambda::Version', Properties: { FunctionName: { Ref: 'Fn' } } },
+        Live: {
+          Type: 'AWS::Lambda::Alias',
+          Properties: {
+            FunctionName: { Ref: 'Fn' },
+            FunctionVersion: { 'Fn::GetAtt': ['Version', 'Version'] },
+            Name: 'live',
+          },
+        },
+        Invoke: {
+          Type: 'AWS::Lambda::Permission',
+          Properties: {
+            FunctionName: { Ref: 'Live' },
+            Action: 'lambda:InvokeFunction',
+            Principal: 'apigateway.amazonaws.com',
+          },
+        },
+        Errors: {
+          Type: 'AWS::CloudWatch::Alarm',
+          Properties: {
+            Namespace: 'AWS/Lambda',
+            MetricName: 'Errors',
+            Statistic: 'Sum',
+            Period: 60,
+            EvaluationPeriods: 1,
+            Threshold: 1,
+            ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          },
+        },
+      },
+      Outputs: {
+        AliasArn: { Value: { Ref: 'Live' } },
+        AlarmArn: { Value: { 'Fn::GetAtt': ['Errors', 'Arn'] } },
+      },
+    };
+    // Passed by URL, the way the CDK CLI passes templates too big to send inline.
+    await s3.send(
+      new PutObjectCommand({ Bucket: CODE_BUCKET, Key: 'aliased.json', Body: JSON.stringify(template) }),
+    );
+    await cfn.send(
+      new CreateStackCommand({
+        StackName: 'aliased',
+        TemplateURL: `${moto.endpoint}/${CODE_BUCKET}/aliased.json`,
+      }),
+    );
+    const stack = await settled('aliased');
+    expect(stack.StackStatus).toBe('CREATE_COMPLETE');
+
+    const fnName = (
+      await cfn.send(new DescribeStackResourceCommand({ StackName: 'aliased', LogicalResourceId: 'Fn' }))
+    ).StackResourceDetail?.PhysicalResourceId;
+    const alias = await lambda.send(new GetAliasCommand({ FunctionName: fnName, Name: 'live' }));
+    expect(alias.FunctionVersion).toBe('1');
+    expect(output(stack, 'AliasArn')).toBe(alias.AliasArn);
+
+    expect(output(stack, 'AlarmArn')).toMatch(/^arn:aws:cloudwatch:us-east-1:123456789012:/);
+    const { StackEvents } = await cfn.send(new DescribeStackEventsCommand({ StackName: 'aliased' }));
+    expect(StackEvents).toContainEqual(
+      expect.objectContaining({
+        LogicalResourceId: 'Errors',
+        ResourceType: 'AWS::CloudWatch::Alarm',
+        ResourceStatusReason: expect.stringContaining('placeholder') as string,
+      }),
     );
   });
 });

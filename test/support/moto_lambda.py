@@ -26,8 +26,18 @@ CloudFormation custom resources (`Custom::*`) are changed so a stack that has on
 - a FAILED answer (moto ignores it, and the stack stays CREATE_IN_PROGRESS forever) fails the resource and the
   stack: CREATE_FAILED (or UPDATE_FAILED), with the function's Reason in the resource's event. So does a
   function that ends without answering. moto does not roll back, so the resources created stay.
-moto still never sends Update or Delete events to custom resources: a changed custom resource is left as it
-was, and a deleted one is forgotten.
+- a changed custom resource gets an Update event (with OldResourceProperties and its PhysicalResourceId);
+  moto has none, and drops the resource from the stack.
+moto still never sends Delete events to custom resources (on a stack's deletion or a replacement): a deleted one
+is forgotten.
+
+Other gaps in moto's CloudFormation that stop a CDK app's stack from deploying:
+- a TemplateURL that points at this server by IP address (`http://127.0.0.1:PORT/bucket/key`, which is what
+  the CDK CLI sends for a template too big to pass inline) is read path-style: moto only knows that form for
+  `localhost`, and otherwise takes "127" for the bucket's name;
+- AWS::Lambda::Alias is created (moto skips it), and AWS::Lambda::Version gives Ref and GetAtt Version;
+- any other type moto does not support becomes a placeholder that Ref and GetAtt can read, marked in the stack's
+  events; moto skips it, and a GetAtt of it fails the whole stack. Nothing is created for a placeholder.
 
 Other settings (environment): MOTO_LAMBDA_NODE (the node binary; default `node` on PATH) and
 MOTO_LAMBDA_RUNNER (default: lambda-runner.mjs next to this file).
@@ -191,6 +201,205 @@ def install(endpoint_host: str, port: str) -> None:
 
     LambdaFunction._invoke_lambda = invoke_in_node  # type: ignore[method-assign]
     _install_custom_resources()
+    _install_template_urls(endpoint_host)
+    _install_lambda_aliases()
+    _install_placeholders()
+
+
+PLACEHOLDER_REASON = "moto_lambda placeholder: moto's CloudFormation does not support this type; nothing was created"
+
+
+def _install_placeholders() -> None:
+    """A resource type moto's CloudFormation does not support becomes an inert placeholder.
+
+    moto skips such a resource with a warning, and then a Ref to it gives nothing and a GetAtt of it fails the
+    whole stack ("Fn::GetAtt references undefined resource"): a CloudWatch dashboard that shows alarms cannot be
+    created, for one. A placeholder has a physical id (a generated name), answers every GetAtt (an ARN-like string
+    for attributes that end in Arn, else the name), and is listed in the stack's events with PLACEHOLDER_REASON,
+    so what was not really created is visible. Nothing is created in any service.
+    """
+    from moto.cloudformation import parsing
+    from moto.cloudformation.models import Event, cloudformation_backends
+    from moto.core.common_models import CloudFormationModel
+
+    class UnsupportedResource(CloudFormationModel):
+        __module__ = "moto.cloudformation.placeholders"
+
+        def __init__(self, resource_type: str, name: str, account_id: str, region_name: str) -> None:
+            self.resource_type = resource_type
+            self.name = name
+            self.account_id = account_id
+            self.region_name = region_name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "MotoLambda::Placeholder"
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[misc]
+            cls,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> "UnsupportedResource":
+            resource_type = kwargs["ResourceType"]
+            placeholder = cls(resource_type, resource_name, account_id, region_name)
+            stack = cloudformation_backends[account_id][region_name].get_stack(kwargs["StackId"])
+            stack.events.append(
+                Event(
+                    stack_id=stack.stack_id,
+                    stack_name=stack.name,
+                    logical_resource_id=kwargs["LogicalId"],
+                    physical_resource_id=resource_name,
+                    resource_type=resource_type,
+                    resource_status="CREATE_COMPLETE",
+                    resource_status_reason=PLACEHOLDER_REASON,
+                    resource_properties=None,
+                )
+            )
+            return placeholder
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return True
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            if attribute_name.endswith("Arn"):
+                service = self.resource_type.split("::")[1].lower()
+                return f"arn:aws:{service}:{self.region_name}:{self.account_id}:{self.name}"
+            return self.name
+
+    original = parsing.resource_class_from_type
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        resource_class = original(resource_type)
+        if resource_class is None and resource_type not in parsing.NULL_MODELS:
+            return UnsupportedResource
+        return resource_class
+
+    parsing.resource_class_from_type = resource_class_from_type
+
+
+def _install_lambda_aliases() -> None:
+    """CloudFormation support for AWS::Lambda::Alias, and GetAtt Version / Ref for AWS::Lambda::Version.
+
+    moto has neither: it skips an Alias (so everything that refers to one gets nothing, and an
+    AWS::Lambda::Permission on it fails the whole CreateStack with KeyError 'FunctionName'), and cannot give
+    the version number CDK's aliases are built from.
+    """
+    from moto.awslambda.models import LambdaVersion, lambda_backends
+    from moto.cloudformation import parsing
+    from moto.core.common_models import CloudFormationModel
+
+    def version_physical_id(self: Any) -> str:
+        return getattr(self, "arn", None) or str(self.version)
+
+    def version_init(self: Any, spec: dict[str, Any]) -> None:
+        self.version = spec["Version"]
+        self.arn = spec.get("Arn")
+
+    def create_version(
+        cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **_: Any
+    ) -> Any:
+        function_name = cloudformation_json["Properties"]["FunctionName"]
+        fn = lambda_backends[account_id][region_name].publish_version(function_name)
+        return cls({"Version": fn.version, "Arn": fn.function_arn})  # type: ignore[union-attr]
+
+    LambdaVersion.__init__ = version_init  # type: ignore[method-assign]
+    LambdaVersion.create_from_cloudformation_json = classmethod(create_version)  # type: ignore[assignment]
+    LambdaVersion.physical_resource_id = property(version_physical_id)  # type: ignore[attr-defined]
+    LambdaVersion.has_cfn_attr = classmethod(lambda cls, attr: attr in ("Version", "FunctionArn"))  # type: ignore
+    LambdaVersion.get_cfn_attribute = (  # type: ignore[method-assign]
+        lambda self, attr: str(self.version) if attr == "Version" else self.arn
+    )
+
+    class LambdaAliasResource(CloudFormationModel):
+        # moto files every model under the service named by its module: this one is Lambda's.
+        __module__ = "moto.awslambda.cloudformation_alias"
+
+        def __init__(self, arn: str, name: str, function_name: str) -> None:
+            self.arn = arn
+            self.name = name
+            self.function_name = function_name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Lambda::Alias"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @classmethod
+        def create_from_cloudformation_json(  # type: ignore[misc]
+            cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **_: Any
+        ) -> "LambdaAliasResource":
+            props = cloudformation_json["Properties"]
+            backend = lambda_backends[account_id][region_name]
+            alias = backend.create_alias(
+                name=props.get("Name", resource_name),
+                function_name=props["FunctionName"],
+                function_version=str(props["FunctionVersion"]),
+                description=props.get("Description", ""),
+                routing_config=props.get("RoutingConfig"),  # type: ignore[arg-type]
+            )
+            return cls(alias.arn, alias.name, props["FunctionName"])
+
+        @classmethod
+        def update_from_cloudformation_json(  # type: ignore[misc]
+            cls,
+            original_resource: "LambdaAliasResource",
+            new_resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+        ) -> "LambdaAliasResource":
+            props = cloudformation_json["Properties"]
+            lambda_backends[account_id][region_name].update_alias(
+                name=original_resource.name,
+                function_name=original_resource.function_name,
+                function_version=str(props["FunctionVersion"]),
+                description=props.get("Description", ""),
+                routing_config=props.get("RoutingConfig"),  # type: ignore[arg-type]
+            )
+            return original_resource
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.arn
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in ("AliasArn", "Arn")
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.arn
+
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+
+
+def _install_template_urls(endpoint_host: str) -> None:
+    from urllib.parse import urlparse
+
+    from moto.cloudformation import models, responses, utils
+
+    original = utils.get_stack_from_s3_url
+
+    def get_stack_from_s3_url(template_url: str, account_id: str, partition: str) -> str:
+        parts = urlparse(template_url)
+        if parts.hostname == endpoint_host:
+            template_url = parts._replace(netloc=f"localhost:{parts.port}").geturl()
+        return original(template_url, account_id, partition)
+
+    for module in (utils, models, responses):
+        module.get_stack_from_s3_url = get_stack_from_s3_url  # type: ignore[attr-defined]
 
 
 def _install_custom_resources() -> None:
@@ -201,6 +410,53 @@ def _install_custom_resources() -> None:
     from moto.awslambda.models import lambda_backends
     from moto.moto_api._internal import mock_random
 
+    def run(
+        cls: Any,
+        request_type: str,
+        *,
+        stack_id: str,
+        logical_id: str,
+        resource_type: str,
+        resource_name: str,
+        properties: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        previous: Any = None,
+    ) -> Any:
+        """Sends the event to the function, waits for it to end, and returns the resource with its answer."""
+        service_token = properties["ServiceToken"]
+        fn = lambda_backends[account_id][region_name].get_function(service_token)
+        resource = cls(region_name, str(mock_random.uuid4()), logical_id, resource_name)
+        resource.resource_type = resource_type
+        resource.stack_id = stack_id
+        resource.properties = properties
+        resource.synchronous = True
+        resource.failure = None
+        resource.answered_physical_id = None
+        stack = cloudformation_backends[account_id][region_name].get_stack(stack_id)
+        stack.add_custom_resource(resource)
+        host = f"{settings.moto_server_host()}:{settings.moto_server_port()}"
+        event = {
+            "RequestType": request_type,
+            "ServiceToken": service_token,
+            "ResponseURL": f"{host}/cloudformation_{region_name}/cfnresponse?stack={stack_id}",
+            "StackId": stack_id,
+            "RequestId": resource.request_id,
+            "LogicalResourceId": logical_id,
+            "ResourceType": resource_type,
+            "ResourceProperties": properties,
+        }
+        if previous is not None:
+            event["PhysicalResourceId"] = previous.physical_resource_id
+            event["OldResourceProperties"] = getattr(previous, "properties", {})
+            # An Update keeps the physical id unless the answer names another one.
+            resource.answered_physical_id = previous.physical_resource_id
+        payload = fn.invoke(json.dumps(event), {}, {})
+        if not resource.is_created() and resource.failure is None:
+            text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else str(payload)
+            resource.failure = f"the function {fn.function_name} ended without answering CloudFormation: {text[:2000]}"
+        return resource
+
     def create_from_cloudformation_json(
         cls: Any,
         resource_name: str,
@@ -210,35 +466,43 @@ def _install_custom_resources() -> None:
         **kwargs: Any,
     ) -> Any:
         # As moto's own, except that the function runs here and now, and its answer is awaited.
-        stack_id = kwargs["StackId"]
-        properties = cloudformation_json["Properties"]
-        service_token = properties["ServiceToken"]
-        fn = lambda_backends[account_id][region_name].get_function(service_token)
-        resource = cls(region_name, str(mock_random.uuid4()), kwargs["LogicalId"], resource_name)
-        resource.resource_type = kwargs["ResourceType"]
-        resource.synchronous = True
-        resource.failure = None
-        resource.answered_physical_id = None
-        stack = cloudformation_backends[account_id][region_name].get_stack(stack_id)
-        stack.add_custom_resource(resource)
-        host = f"{settings.moto_server_host()}:{settings.moto_server_port()}"
-        event = {
-            "RequestType": "Create",
-            "ServiceToken": service_token,
-            "ResponseURL": f"{host}/cloudformation_{region_name}/cfnresponse?stack={stack_id}",
-            "StackId": stack_id,
-            "RequestId": resource.request_id,
-            "LogicalResourceId": resource.logical_id,
-            "ResourceType": resource.resource_type,
-            "ResourceProperties": properties,
-        }
-        response_headers: dict[str, Any] = {}
-        payload = fn.invoke(json.dumps(event), {}, response_headers)
-        if not resource.is_created() and resource.failure is None:
-            text = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else str(payload)
-            resource.failure = f"the function {fn.function_name} ended without answering CloudFormation: {text[:2000]}"
-        return resource
+        return run(
+            cls,
+            "Create",
+            stack_id=kwargs["StackId"],
+            logical_id=kwargs["LogicalId"],
+            resource_type=kwargs["ResourceType"],
+            resource_name=resource_name,
+            properties=cloudformation_json["Properties"],
+            account_id=account_id,
+            region_name=region_name,
+        )
 
+    def update_from_cloudformation_json(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        # moto has none: a changed custom resource would silently drop out of the stack.
+        return run(
+            cls,
+            "Update",
+            stack_id=original_resource.stack_id,
+            logical_id=original_resource.logical_id,
+            resource_type=cloudformation_json["Type"],
+            resource_name=original_resource.resource_name,
+            properties=cloudformation_json["Properties"],
+            account_id=account_id,
+            region_name=region_name,
+            previous=original_resource,
+        )
+
+    CustomModel.update_from_cloudformation_json = classmethod(  # type: ignore[assignment]
+        update_from_cloudformation_json
+    )
     CustomModel.create_from_cloudformation_json = classmethod(  # type: ignore[assignment]
         create_from_cloudformation_json
     )
