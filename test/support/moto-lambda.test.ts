@@ -21,6 +21,8 @@ import {
 import {
   CreateBucketCommand,
   GetBucketTaggingCommand,
+  GetBucketVersioningCommand,
+  GetPublicAccessBlockCommand,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
@@ -349,7 +351,7 @@ describe('CloudFormation custom resources', () => {
 });
 
 describe('CloudFormation beyond what moto supports', () => {
-  it('Lambda versions and aliases are created, and unsupported types become placeholders that GetAtt can read', async () => {
+  it('aliases, versions and bucket settings are created, and unsupported types become placeholders that GetAtt can read', async () => {
     await s3.send(
       new PutObjectCommand({
         Bucket: CODE_BUCKET,
@@ -385,6 +387,18 @@ describe('CloudFormation beyond what moto supports', () => {
             Principal: 'apigateway.amazonaws.com',
           },
         },
+        Store: {
+          Type: 'AWS::S3::Bucket',
+          Properties: {
+            VersioningConfiguration: { Status: 'Enabled' },
+            PublicAccessBlockConfiguration: {
+              BlockPublicAcls: true,
+              BlockPublicPolicy: true,
+              IgnorePublicAcls: true,
+              RestrictPublicBuckets: true,
+            },
+          },
+        },
         Errors: {
           Type: 'AWS::CloudWatch::Alarm',
           Properties: {
@@ -401,6 +415,7 @@ describe('CloudFormation beyond what moto supports', () => {
       Outputs: {
         AliasArn: { Value: { Ref: 'Live' } },
         AlarmArn: { Value: { 'Fn::GetAtt': ['Errors', 'Arn'] } },
+        Store: { Value: { Ref: 'Store' } },
       },
     };
     // Passed by URL, the way the CDK CLI passes templates too big to send inline.
@@ -422,6 +437,17 @@ describe('CloudFormation beyond what moto supports', () => {
     const alias = await lambda.send(new GetAliasCommand({ FunctionName: fnName, Name: 'live' }));
     expect(alias.FunctionVersion).toBe('1');
     expect(output(stack, 'AliasArn')).toBe(alias.AliasArn);
+
+    const store = output(stack, 'Store');
+    expect((await s3.send(new GetBucketVersioningCommand({ Bucket: store }))).Status).toBe('Enabled');
+    expect(
+      (await s3.send(new GetPublicAccessBlockCommand({ Bucket: store }))).PublicAccessBlockConfiguration,
+    ).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
 
     expect(output(stack, 'AlarmArn')).toMatch(/^arn:aws:cloudwatch:us-east-1:123456789012:/);
     const { StackEvents } = await cfn.send(new DescribeStackEventsCommand({ StackName: 'aliased' }));

@@ -36,6 +36,7 @@ Other gaps in moto's CloudFormation that stop a CDK app's stack from deploying:
   the CDK CLI sends for a template too big to pass inline) is read path-style: moto only knows that form for
   `localhost`, and otherwise takes "127" for the bucket's name;
 - AWS::Lambda::Alias is created (moto skips it), and AWS::Lambda::Version gives Ref and GetAtt Version;
+- AWS::S3::Bucket applies VersioningConfiguration and PublicAccessBlockConfiguration (moto ignores them);
 - any other type moto does not support becomes a placeholder that Ref and GetAtt can read, marked in the stack's
   events; moto skips it, and a GetAtt of it fails the whole stack. Nothing is created for a placeholder.
 
@@ -204,6 +205,40 @@ def install(endpoint_host: str, port: str) -> None:
     _install_template_urls(endpoint_host)
     _install_lambda_aliases()
     _install_placeholders()
+    _install_bucket_properties()
+
+
+def _install_bucket_properties() -> None:
+    """AWS::S3::Bucket applies VersioningConfiguration and PublicAccessBlockConfiguration too.
+
+    moto's CloudFormation applies only BucketEncryption and Tags, and ignores the rest. LoggingConfiguration
+    stays ignored: moto checks the target bucket's policy, and AWS::S3::BucketPolicy is a placeholder.
+    """
+    from moto.s3.models import FakeBucket, s3_backends
+    from moto.utilities.utils import get_partition
+
+    original = FakeBucket.create_from_cloudformation_json
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        bucket = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        properties = cloudformation_json.get("Properties", {})
+        backend = s3_backends[account_id][get_partition(region_name)]
+        status = properties.get("VersioningConfiguration", {}).get("Status")
+        if status:
+            backend.put_bucket_versioning(bucket.name, status)
+        block = properties.get("PublicAccessBlockConfiguration")
+        if block:
+            backend.put_public_access_block(bucket.name, block)
+        return bucket
+
+    FakeBucket.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore
 
 
 PLACEHOLDER_REASON = "moto_lambda placeholder: moto's CloudFormation does not support this type; nothing was created"
