@@ -459,4 +459,21 @@ describe('CloudFormation beyond what moto supports', () => {
       }),
     );
   });
+
+  it('an update can keep a parameter that was left at its default', async () => {
+    const template = (displayName: string) =>
+      JSON.stringify({
+        Parameters: { Env: { Type: 'String', Default: 'dev' } },
+        Resources: { Topic: { Type: 'AWS::SNS::Topic', Properties: { DisplayName: displayName } } },
+      });
+    await createStack('params', JSON.parse(template('one')) as object);
+    await cfn.send(
+      new UpdateStackCommand({
+        StackName: 'params',
+        TemplateBody: template('two'),
+        Parameters: [{ ParameterKey: 'Env', UsePreviousValue: true }],
+      }),
+    );
+    expect((await settled('params')).StackStatus).toBe('UPDATE_COMPLETE');
+  });
 });

@@ -37,6 +37,8 @@ Other gaps in moto's CloudFormation that stop a CDK app's stack from deploying:
   `localhost`, and otherwise takes "127" for the bucket's name;
 - AWS::Lambda::Alias is created (moto skips it), and AWS::Lambda::Version gives Ref and GetAtt Version;
 - AWS::S3::Bucket applies VersioningConfiguration and PublicAccessBlockConfiguration (moto ignores them);
+- UpdateStack with UsePreviousValue for a parameter left at its default (CDK's BootstrapVersion) works;
+- CloudTrail LookupEvents (the CDK CLI asks after a failed deployment) answers with no events, not a 500;
 - any other type moto does not support becomes a placeholder that Ref and GetAtt can read, marked in the stack's
   events; moto skips it, and a GetAtt of it fails the whole stack. Nothing is created for a placeholder.
 
@@ -206,6 +208,39 @@ def install(endpoint_host: str, port: str) -> None:
     _install_lambda_aliases()
     _install_placeholders()
     _install_bucket_properties()
+    _install_previous_parameters()
+    _install_cloudtrail_lookup()
+
+
+def _install_cloudtrail_lookup() -> None:
+    """CloudTrail LookupEvents answers with no events.
+
+    moto has no event history and answers 500 (not implemented), which the SDK retries. The CDK CLI looks events
+    up after a failed deployment, to show control-plane errors: each failed deploy would wait ~30 s for nothing.
+    """
+    from moto.cloudtrail.responses import CloudTrailResponse
+
+    CloudTrailResponse.lookup_events = lambda self: json.dumps({"Events": []})  # type: ignore[attr-defined]
+
+
+def _install_previous_parameters() -> None:
+    """UpdateStack with UsePreviousValue for a parameter that had its default keeps the default.
+
+    moto looks the previous value up among the parameters given at creation only, and fails the whole
+    UpdateStack with KeyError when there is none: every CDK stack's BootstrapVersion parameter, on its second
+    deployment with changes.
+    """
+    from moto.cloudformation.models import CloudFormationBackend
+
+    def _resolve_update_parameters(self: Any, instance: Any, incoming_params: list[dict[str, str]]) -> dict[str, str]:
+        parameters = {p["ParameterKey"]: p["ParameterValue"] for p in incoming_params if "ParameterValue" in p}
+        for p in incoming_params:
+            key = p["ParameterKey"]
+            if p.get("UsePreviousValue", False) and key in instance.parameters:
+                parameters[key] = instance.parameters[key]
+        return parameters
+
+    CloudFormationBackend._resolve_update_parameters = _resolve_update_parameters  # type: ignore[method-assign]
 
 
 def _install_bucket_properties() -> None:
