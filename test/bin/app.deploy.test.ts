@@ -1,0 +1,325 @@
+/**
+ * `cdk deploy 'ModelServing-dev/*'` of the real app (bin/app.ts) into moto, with the CDK CLI, the way a platform
+ * engineer deploys it. Lambda code runs (startMoto({ runLambdas: true })), so the stack's custom resources
+ * (Custom::ModelVersion, and CDK's auto-delete-objects) really run and must answer for the stack to complete.
+ *
+ * What moto cannot show: resource types its CloudFormation does not support are placeholders (alarms, the API
+ * stage, usage plan and key, bucket and topic policies, ...: see test/support/moto_lambda.py), and it ignores a
+ * function's architecture and a bucket's access logging. Those are covered by the template tests in test/lib.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  APIGatewayClient,
+  GetMethodCommand,
+  GetResourcesCommand,
+  GetRestApiCommand,
+} from '@aws-sdk/client-api-gateway';
+import {
+  CloudFormationClient,
+  DescribeStackResourcesCommand,
+  DescribeStacksCommand,
+  type Stack,
+  type StackResource,
+} from '@aws-sdk/client-cloudformation';
+import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import {
+  GetBucketEncryptionCommand,
+  GetBucketVersioningCommand,
+  GetObjectCommand,
+  GetPublicAccessBlockCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { motoS3Client, startMoto, type MotoServer } from '../support/moto';
+
+const ROOT = path.join(__dirname, '..', '..');
+const CDK_CLI = path.join(ROOT, 'node_modules', 'aws-cdk', 'bin', 'cdk');
+const IRIS = path.join(ROOT, 'models', 'iris');
+const ACCOUNT = '123456789012';
+const REGION = 'us-east-1';
+const STAGE = 'ModelServing-dev';
+const CLI_TIMEOUT_MS = 240_000;
+
+const manifestBytes = fs.readFileSync(path.join(IRIS, 'model.json'));
+const manifest = JSON.parse(manifestBytes.toString('utf8')) as {
+  name: string;
+  version: string;
+  sha256: string;
+};
+const PREFIX = `${manifest.name}/${manifest.version}/`;
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+let moto: MotoServer;
+let work: string;
+let s3: S3Client;
+let cfn: CloudFormationClient;
+let lambda: LambdaClient;
+let apigw: APIGatewayClient;
+
+/** Everything the CLI printed, for failure messages. */
+const transcript: string[] = [];
+
+function tail(text: string, lines = 60): string {
+  return text.split('\n').slice(-lines).join('\n');
+}
+
+/** Runs the CDK CLI against moto. Resolves with its exit code and everything it printed. */
+function runCdk(args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+    AWS_REGION: REGION,
+    AWS_DEFAULT_REGION: REGION,
+    // Nothing from the machine's own AWS setup, and no network besides moto.
+    AWS_CONFIG_FILE: path.join(work, 'no-aws-config'),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(work, 'no-aws-credentials'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
+    // Synth's bundling leaves folders in the temp dir: keep them in ours, which afterAll removes.
+    TMPDIR: path.join(work, 'tmp'),
+    NO_COLOR: '1',
+    FORCE_COLOR: '0',
+  };
+  for (const name of ['AWS_PROFILE', 'AWS_SESSION_TOKEN', 'CDK_DEFAULT_ACCOUNT', 'CDK_DEFAULT_REGION'])
+    delete env[name];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CDK_CLI, ...args, '--no-notices'], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: CLI_TIMEOUT_MS,
+    });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const output = Buffer.concat(chunks).toString('utf8');
+      transcript.push(`$ cdk ${args.join(' ')}  (exit ${code})\n${output}`);
+      resolve({ code, output });
+    });
+  });
+}
+
+/** Runs the CDK CLI and fails, with the end of its output, unless it succeeds. */
+async function cdk(args: string[], cwd: string): Promise<string> {
+  const { code, output } = await runCdk(args, cwd);
+  if (code !== 0)
+    throw new Error(`cdk ${args.join(' ')} exited with ${code}. Its output ended:\n${tail(output)}`);
+  return output;
+}
+
+function deployArgs(extra: string[]): string[] {
+  return [
+    'deploy',
+    `${STAGE}/*`,
+    '--method=direct',
+    '--require-approval',
+    'never',
+    '-c',
+    `account=${ACCOUNT}`,
+    '-c',
+    `region=${REGION}`,
+    // A copy: synth records new versions in the lock file, and the repository's copy must not change.
+    '-c',
+    `versionLockFile=${path.join(work, 'model-versions.json')}`,
+    ...extra,
+  ];
+}
+
+async function stageStacks(): Promise<Stack[]> {
+  const { Stacks } = await cfn.send(new DescribeStacksCommand({}));
+  return (Stacks ?? []).filter((s) => s.StackName?.startsWith(`${STAGE}-`));
+}
+
+async function stageResources(type: string): Promise<StackResource[]> {
+  const found: StackResource[] = [];
+  for (const stack of await stageStacks()) {
+    const { StackResources } = await cfn.send(
+      new DescribeStackResourcesCommand({ StackName: stack.StackName }),
+    );
+    found.push(...(StackResources ?? []).filter((r) => r.ResourceType === type));
+  }
+  return found;
+}
+
+/** The stage's bucket that holds the published model version. */
+async function modelBucket(): Promise<string> {
+  const holders: string[] = [];
+  for (const bucket of await stageResources('AWS::S3::Bucket')) {
+    const name = bucket.PhysicalResourceId ?? '';
+    const { KeyCount } = await s3.send(new ListObjectsV2Command({ Bucket: name, Prefix: PREFIX }));
+    if ((KeyCount ?? 0) > 0) holders.push(name);
+  }
+  expect(holders).toHaveLength(1);
+  return holders[0] as string;
+}
+
+async function versionIds(bucket: string): Promise<Record<string, string[]>> {
+  const { Versions } = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: PREFIX }));
+  const ids: Record<string, string[]> = {};
+  for (const v of Versions ?? []) (ids[v.Key ?? ''] ??= []).push(v.VersionId ?? '');
+  return ids;
+}
+
+beforeAll(async () => {
+  moto = await startMoto({ runLambdas: true });
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-deploy-'));
+  fs.mkdirSync(path.join(work, 'tmp'));
+  fs.copyFileSync(path.join(ROOT, 'model-versions.json'), path.join(work, 'model-versions.json'));
+  const config = {
+    region: REGION,
+    endpoint: moto.endpoint,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
+  s3 = motoS3Client(moto.endpoint);
+  cfn = new CloudFormationClient(config);
+  lambda = new LambdaClient(config);
+  apigw = new APIGatewayClient(config);
+
+  // From a folder with no cdk.json, so bootstrapping does not synthesize the app.
+  await cdk(['bootstrap', `aws://${ACCOUNT}/${REGION}`], work);
+  await cdk(deployArgs(['--output', path.join(work, 'cdk.out')]), ROOT);
+}, CLI_TIMEOUT_MS * 2);
+
+afterAll(async () => {
+  s3?.destroy();
+  cfn?.destroy();
+  lambda?.destroy();
+  apigw?.destroy();
+  await moto?.stop();
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+it('every stack of the stage is CREATE_COMPLETE, its custom resources answered', async () => {
+  const stacks = await stageStacks();
+  expect(stacks.length).toBeGreaterThan(0);
+  for (const stack of stacks)
+    expect({ stack: stack.StackName, status: stack.StackStatus }).toEqual({
+      stack: stack.StackName,
+      status: 'CREATE_COMPLETE',
+    });
+  expect(await stageResources('Custom::ModelVersion')).toHaveLength(1);
+});
+
+it('the model bucket is encrypted with KMS, versioned, and blocks public access', async () => {
+  const bucket = await modelBucket();
+  const encryption = await s3.send(new GetBucketEncryptionCommand({ Bucket: bucket }));
+  const rule = encryption.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
+  expect(rule?.SSEAlgorithm).toBe('aws:kms');
+  expect(rule?.KMSMasterKeyID).toMatch(new RegExp(`^arn:aws:kms:${REGION}:${ACCOUNT}:key/`));
+  expect((await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }))).Status).toBe('Enabled');
+  expect(
+    (await s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket }))).PublicAccessBlockConfiguration,
+  ).toEqual({
+    BlockPublicAcls: true,
+    IgnorePublicAcls: true,
+    BlockPublicPolicy: true,
+    RestrictPublicBuckets: true,
+  });
+});
+
+it("the model version is published: both files, with their sha256, the model's bytes intact", async () => {
+  const bucket = await modelBucket();
+  const model = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${PREFIX}model.onnx` }));
+  expect(model.Metadata).toEqual({ sha256: manifest.sha256 });
+  expect(model.ContentType).toBe('application/octet-stream');
+  const json = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${PREFIX}model.json` }));
+  expect(json.Metadata).toEqual({ sha256: sha256(manifestBytes) });
+  expect(json.ContentType).toBe('application/json');
+
+  const body = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: `${PREFIX}model.onnx` }));
+  expect(sha256(await body.Body!.transformToByteArray())).toBe(manifest.sha256);
+});
+
+it('the inference function serves that version: MODEL_URI and MODEL_SHA256 point at it', async () => {
+  const bucket = await modelBucket();
+  const configs = await Promise.all(
+    (await stageResources('AWS::Lambda::Function')).map((f) =>
+      lambda.send(new GetFunctionConfigurationCommand({ FunctionName: f.PhysicalResourceId })),
+    ),
+  );
+  const inference = configs.filter((c) => c.Environment?.Variables?.['MODEL_URI'] !== undefined);
+  expect(inference).toHaveLength(1);
+  const [fn] = inference;
+  expect(fn?.Runtime).toBe('nodejs22.x');
+  expect(fn?.Environment?.Variables).toMatchObject({
+    MODEL_URI: `s3://${bucket}/${PREFIX}`,
+    MODEL_SHA256: manifest.sha256,
+    MODEL_NAME: manifest.name,
+  });
+});
+
+it('a REST API routes POST /v2/models/{name}/infer to the inference function', async () => {
+  const apis = await stageResources('AWS::ApiGateway::RestApi');
+  expect(apis).toHaveLength(1);
+  const restApiId = apis[0]?.PhysicalResourceId;
+  expect((await apigw.send(new GetRestApiCommand({ restApiId }))).id).toBe(restApiId);
+
+  const { items } = await apigw.send(new GetResourcesCommand({ restApiId }));
+  const infer = (items ?? []).find((r) => r.path === '/v2/models/{name}/infer');
+  expect(Object.keys(infer?.resourceMethods ?? {})).toContain('POST');
+  const method = await apigw.send(
+    new GetMethodCommand({ restApiId, resourceId: infer?.id, httpMethod: 'POST' }),
+  );
+  expect(method.methodIntegration?.type).toBe('AWS_PROXY');
+
+  const functions = await stageResources('AWS::Lambda::Function');
+  const targets = functions.filter((f) =>
+    method.methodIntegration?.uri?.includes(`:function:${f.PhysicalResourceId}`),
+  );
+  expect(targets).toHaveLength(1);
+  const target = await lambda.send(
+    new GetFunctionConfigurationCommand({ FunctionName: targets[0]?.PhysicalResourceId }),
+  );
+  expect(target.Environment?.Variables?.['MODEL_URI']).toBeDefined();
+});
+
+it('deploying the same assembly again changes nothing', async () => {
+  const bucket = await modelBucket();
+  const before = await versionIds(bucket);
+  expect(Object.keys(before).sort()).toEqual([`${PREFIX}model.json`, `${PREFIX}model.onnx`]);
+
+  await cdk(deployArgs(['--app', path.join(work, 'cdk.out')]), ROOT);
+
+  for (const stack of await stageStacks()) expect(stack.StackStatus).toMatch(/^(CREATE|UPDATE)_COMPLETE$/);
+  expect(await versionIds(bucket)).toEqual(before);
+});
+
+it(
+  'other bytes under a deployed version fail the deploy, say why, and leave the published version alone',
+  async () => {
+    const bucket = await modelBucket();
+    const before = await versionIds(bucket);
+    // The same model and version, with a new description: the manifest's bytes change, its version does not.
+    const changed = path.join(work, 'iris-changed');
+    fs.mkdirSync(changed);
+    fs.copyFileSync(path.join(IRIS, 'model.onnx'), path.join(changed, 'model.onnx'));
+    const edited = Buffer.from(
+      JSON.stringify({ ...manifest, description: 'same version, other bytes' }, null, 2),
+    );
+    fs.writeFileSync(path.join(changed, 'model.json'), edited);
+
+    const { code, output } = await runCdk(
+      deployArgs(['-c', `modelDir=${changed}`, '--output', path.join(work, 'cdk.out.changed')]),
+      ROOT,
+    );
+
+    expect(code).not.toBe(0);
+    const reason = `s3://${bucket}/${PREFIX}model.json already exists with sha256 ${sha256(manifestBytes)}, but this deployment's model.json has sha256 ${sha256(edited)}`;
+    expect(output.replace(/\s+/g, ' ')).toContain(reason);
+    expect(output).toContain('immutable: bump "version" in model.json');
+    expect(await versionIds(bucket)).toEqual(before);
+    const json = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: `${PREFIX}model.json` }));
+    expect(json.Metadata).toEqual({ sha256: sha256(manifestBytes) });
+  },
+  CLI_TIMEOUT_MS,
+);
