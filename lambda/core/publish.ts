@@ -8,13 +8,22 @@
  * - an object already there with another sha256 (or none) fails the deployment, and nothing is written;
  * - the manifest is copied last, so a version folder that has a `model.json` is complete.
  *
- * Every copy asks S3 for the SHA-256 of the bytes it wrote, and a copy whose bytes do not have the expected
- * hash is removed again: the `sha256` metadata is never a claim nobody checked.
+ * Every copy asks S3 for the SHA-256 of the bytes it wrote (or, when S3 gives none for the whole object, reads
+ * the copy back and hashes it), and a copy whose bytes do not have the expected hash is removed again: the
+ * `sha256` metadata is never a claim nobody checked.
  *
  * This module knows S3 and the shape of CloudFormation's custom resource events and responses, but no HTTP
  * and no Lambda: the handler (`lambda/handlers/publish-model.ts`) does the I/O.
  */
-import { CopyObjectCommand, DeleteObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  type CopyObjectCommandOutput,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { MANIFEST_FILE, MODEL_FILE } from './model-store';
 
 /** The ResourceProperties of a `Custom::ModelVersion`, all strings, as the `ModelArtifact` construct sets them. */
@@ -199,9 +208,9 @@ async function copyVerified(
 ): Promise<void> {
   const source = s3Uri(sourceBucket, file.sourceKey);
   const target = s3Uri(bucket, file.key);
-  let checksum: string | undefined;
+  let copy: CopyObjectCommandOutput;
   try {
-    const out = await s3.send(
+    copy = await s3.send(
       new CopyObjectCommand({
         CopySource: `${sourceBucket}/${file.sourceKey.split('/').map(encodeURIComponent).join('/')}`,
         Bucket: bucket,
@@ -212,19 +221,43 @@ async function copyVerified(
         ChecksumAlgorithm: 'SHA256',
       }),
     );
-    checksum = out.CopyObjectResult?.ChecksumSHA256;
   } catch (err) {
     throw new PublishError(`could not copy ${source} to ${target}: ${describe(err)}`);
   }
-  const copied = checksum === undefined ? undefined : Buffer.from(checksum, 'base64').toString('hex');
+  let copied: string;
+  try {
+    copied = fullObjectSha256(copy) ?? (await readSha256(s3, bucket, file.key));
+  } catch (err) {
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: file.key })).catch(() => undefined);
+    throw new PublishError(`could not verify the copy of ${source} at ${target}: ${describe(err)}`);
+  }
   if (copied === file.sha256) return;
   // Take the unverified copy away again, so the version stays unpublished and a fixed deployment can retry.
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: file.key })).catch(() => undefined);
   throw new PublishError(
-    copied === undefined
-      ? `S3 returned no SHA-256 checksum for the copy of ${source} to ${target}, so its bytes could not be verified`
-      : `${source} has sha256 ${copied}, not the expected ${file.sha256}: the asset does not match the hash the deployment was built with`,
+    `${source} has sha256 ${copied}, not the expected ${file.sha256}: the asset does not match the hash the deployment was built with`,
   );
+}
+
+/** The copy's SHA-256 as S3 computed it, when S3 gave one for the whole object (not a composite of parts). */
+function fullObjectSha256(copy: CopyObjectCommandOutput): string | undefined {
+  const result = copy.CopyObjectResult;
+  const checksum = result?.ChecksumSHA256;
+  if (checksum === undefined || checksum.includes('-') || result?.ChecksumType === 'COMPOSITE')
+    return undefined;
+  return Buffer.from(checksum, 'base64').toString('hex');
+}
+
+/**
+ * Reads the object and hashes it as it streams. The current version, which is the copy just made: reading a
+ * given version would need s3:GetObjectVersion as well.
+ */
+async function readSha256(s3: S3Client, bucket: string, key: string): Promise<string> {
+  const { Body } = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  if (!Body) throw new Error('GetObject returned no body');
+  const hash = createHash('sha256');
+  for await (const chunk of Body as AsyncIterable<Uint8Array>) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 function httpStatus(err: unknown): number | undefined {

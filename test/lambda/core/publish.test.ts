@@ -300,6 +300,48 @@ describe('publishing to S3 (moto)', () => {
     expect(await keys('liar/')).toEqual([]);
   });
 
+  describe('when S3 gives no whole-object checksum for a copy, the copy is read back and hashed', () => {
+    let plain: S3Client;
+    beforeAll(() => {
+      // moto always answers with the checksum: take it out of CopyObject's answer, as S3 might leave it out.
+      plain = motoS3Client(moto.endpoint);
+      plain.middlewareStack.add(
+        (next, context) => async (args) => {
+          const result = await next(args);
+          if (context.commandName === 'CopyObjectCommand') {
+            const output = result.output as { CopyObjectResult?: { ChecksumSHA256?: string } };
+            delete output.CopyObjectResult?.ChecksumSHA256;
+          }
+          return result;
+        },
+        { step: 'initialize', name: 'dropCopyChecksum' },
+      );
+    });
+    afterAll(() => plain?.destroy());
+
+    it('publishes bytes that match', async () => {
+      const result = await publishModelVersion(
+        plain,
+        publishRequestFrom(properties({ DestinationPrefix: 'read/1.0.0/' })),
+      );
+      expect(result.objects.map((o) => o.action)).toEqual(['copied', 'copied']);
+      expect(await bytes('read/1.0.0/model.onnx')).toEqual(modelBytes);
+    });
+
+    it('refuses bytes that do not, and leaves nothing behind', async () => {
+      const wrong = 'e'.repeat(64);
+      await expect(
+        publishModelVersion(
+          plain,
+          publishRequestFrom(properties({ DestinationPrefix: 'unread/1.0.0/', ModelSha256: wrong })),
+        ),
+      ).rejects.toThrow(
+        `s3://cdk-assets/${MODEL_SHA}.onnx has sha256 ${MODEL_SHA}, not the expected ${wrong}`,
+      );
+      expect(await keys('unread/')).toEqual([]);
+    });
+  });
+
   it('a missing destination bucket is a clear failure', async () => {
     await expect(
       publishModelVersion(s3, publishRequestFrom(properties({ DestinationBucket: 'no-such-bucket' }))),
