@@ -68,11 +68,17 @@ describe('ModelBucket', () => {
 
   test('a given key is used instead of a new one', () => {
     const stack = testStack();
-    const key = kms.Key.fromKeyArn(stack, 'Key', 'arn:aws:kms:us-east-1:123456789012:key/abc');
+    const key = kms.Key.fromKeyArn(
+      stack,
+      'Key',
+      'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    );
     const bucket = new ModelBucket(stack, 'Models', { encryptionKey: key });
     template(stack).resourceCountIs('AWS::KMS::Key', 0);
     expect(bucket.encryptionKey).toBe(key);
-    expect(JSON.stringify(modelBucketProps(stack).BucketEncryption)).toContain('key/abc');
+    expect(JSON.stringify(modelBucketProps(stack).BucketEncryption)).toContain(
+      'key/1234abcd-12ab-34cd-56ef-1234567890ab',
+    );
   });
 
   test('DESTROY with autoDeleteObjects empties and deletes the bucket and its key', () => {
@@ -105,7 +111,15 @@ describe('ModelBucket', () => {
     const existing = s3.Bucket.fromBucketName(stack, 'Existing', 'team-models');
     const models = new ModelBucket(stack, 'Models', { existingBucket: existing });
     expect(models.bucket).toBe(existing);
-    template(stack).resourceCountIs('AWS::S3::Bucket', 0);
+    const reader = new iam.Role(stack, 'Reader', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+    });
+    models.grantReadModel(reader, { modelName: 'iris', version: '1.0.0' });
+    const t = template(stack);
+    t.resourceCountIs('AWS::S3::Bucket', 0);
+    expect(JSON.stringify(t.findResources('AWS::IAM::Policy'))).toContain(
+      'team-models/iris/1.0.0/model.onnx',
+    );
   });
 
   test('grantReadModel grants GetObject on exactly that version, and decrypt on the key', () => {
