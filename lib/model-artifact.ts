@@ -17,18 +17,28 @@ export interface ModelArtifactProps {
   /** A folder that holds `model.onnx` and its `model.json` manifest (name, version, sha256). */
   readonly modelDir: string;
   /**
-   * A JSON file that records the sha256 of every version this app has deployed, committed with the app.
-   * A version already in it must have the same bytes; a new version is added to it at synth.
+   * A JSON file that records the sha256 of both files of every version this app has deployed, committed
+   * with the app. A version already in it must have the same bytes; a new version is added to it at synth.
    * @default - versions are checked within this app and by the bucket at deploy time only
    */
   readonly versionLockFile?: string;
 }
 
-/** Every artifact in an app, by name and version, so two stages cannot disagree about a version's bytes. */
-const versionsByApp = new WeakMap<IConstruct, Map<string, { sha256: string; dir: string }>>();
+/** What makes a version: the sha256 of each of its two files. */
+type VersionHashes = { readonly 'model.onnx': string; readonly 'model.json': string };
 
-function checkVersionLock(file: string, name: string, version: string, sha256: string): void {
-  let lock: Record<string, Record<string, string>> = {};
+function differences(was: VersionHashes, now: VersionHashes): string {
+  return (['model.onnx', 'model.json'] as const)
+    .filter((file) => was[file] !== now[file])
+    .map((file) => `${file} was sha256 ${was[file]}, is now ${now[file]}`)
+    .join('; ');
+}
+
+/** Every artifact in an app, by name and version, so two stages cannot disagree about a version's bytes. */
+const versionsByApp = new WeakMap<IConstruct, Map<string, { hashes: VersionHashes; dir: string }>>();
+
+function checkVersionLock(file: string, name: string, version: string, hashes: VersionHashes): void {
+  let lock: Record<string, Record<string, VersionHashes>> = {};
   if (fs.existsSync(file)) {
     try {
       lock = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof lock;
@@ -37,14 +47,15 @@ function checkVersionLock(file: string, name: string, version: string, sha256: s
     }
   }
   const recorded = lock[name]?.[version];
-  if (recorded === sha256) return;
   if (recorded !== undefined) {
+    const changed = differences(recorded, hashes);
+    if (changed === '') return;
     throw new Error(
-      `${name} ${version} was deployed with sha256 ${recorded} (recorded in ${file}), but model.onnx now hashes to ${sha256}. ` +
+      `${name} ${version} is recorded in ${file} with other bytes (${changed}). ` +
         'Versions are immutable: give the new bytes a new version in model.json.',
     );
   }
-  const versions = { ...(lock[name] ?? {}), [version]: sha256 };
+  const versions = { ...(lock[name] ?? {}), [version]: hashes };
   lock[name] = Object.fromEntries(Object.entries(versions).sort(([a], [b]) => a.localeCompare(b)));
   const sorted = Object.fromEntries(Object.entries(lock).sort(([a], [b]) => a.localeCompare(b)));
   fs.writeFileSync(file, JSON.stringify(sorted, null, 2) + '\n');
@@ -127,18 +138,20 @@ export class ModelArtifact extends Construct implements ModelVersionRef {
 
     const key = `${this.modelName}@${this.version}`;
     const root = this.node.root;
-    const seen = versionsByApp.get(root) ?? new Map<string, { sha256: string; dir: string }>();
+    const hashes: VersionHashes = { 'model.onnx': folder.sha256, 'model.json': folder.manifestSha256 };
+    const seen = versionsByApp.get(root) ?? new Map<string, { hashes: VersionHashes; dir: string }>();
     versionsByApp.set(root, seen);
     const other = seen.get(key);
-    if (other && other.sha256 !== this.sha256) {
+    const changed = other ? differences(other.hashes, hashes) : '';
+    if (other && changed !== '') {
       throw new Error(
-        `${this.modelName} ${this.version} has different bytes in ${folder.dir} (sha256 ${this.sha256}) and ${other.dir} (sha256 ${other.sha256}). ` +
+        `${this.modelName} ${this.version} has different bytes in ${other.dir} and ${folder.dir} (${changed}). ` +
           'Versions are immutable: give one of them a new version.',
       );
     }
-    seen.set(key, { sha256: this.sha256, dir: folder.dir });
+    seen.set(key, { hashes, dir: folder.dir });
     if (props.versionLockFile)
-      checkVersionLock(path.resolve(props.versionLockFile), this.modelName, this.version, this.sha256);
+      checkVersionLock(path.resolve(props.versionLockFile), this.modelName, this.version, hashes);
 
     const modelAsset = new s3assets.Asset(this, 'Model', { path: folder.modelPath });
     const manifestAsset = new s3assets.Asset(this, 'Manifest', { path: folder.manifestPath });

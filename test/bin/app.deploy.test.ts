@@ -117,7 +117,7 @@ async function cdk(args: string[], cwd: string): Promise<string> {
   return output;
 }
 
-function deployArgs(extra: string[]): string[] {
+function deployArgs(extra: string[], lockFile = path.join(work, 'model-versions.json')): string[] {
   return [
     'deploy',
     `${STAGE}/*`,
@@ -130,7 +130,7 @@ function deployArgs(extra: string[]): string[] {
     `region=${REGION}`,
     // A copy: synth records new versions in the lock file, and the repository's copy must not change.
     '-c',
-    `versionLockFile=${path.join(work, 'model-versions.json')}`,
+    `versionLockFile=${lockFile}`,
     ...extra,
   ];
 }
@@ -308,8 +308,13 @@ it(
     );
     fs.writeFileSync(path.join(changed, 'model.json'), edited);
 
+    // An app whose lock file has not seen this version (another repository, say), so synth cannot
+    // catch it: the bucket must.
     const { code, output } = await runCdk(
-      deployArgs(['-c', `modelDir=${changed}`, '--output', path.join(work, 'cdk.out.changed')]),
+      deployArgs(
+        ['-c', `modelDir=${changed}`, '--output', path.join(work, 'cdk.out.changed')],
+        path.join(work, 'other-app-versions.json'),
+      ),
       ROOT,
     );
 

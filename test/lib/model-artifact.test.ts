@@ -5,6 +5,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { ModelArtifact } from '../../lib/model-artifact';
 import { ModelBucket } from '../../lib/model-bucket';
+import { sha256Hex } from '../fixtures/models';
 import { copyModel, IRIS_DIR, onlyResource, template, testApp, testStack } from '../support/cdk';
 
 const iris = JSON.parse(fs.readFileSync(path.join(IRIS_DIR, 'model.json'), 'utf8')) as { sha256: string };
@@ -97,7 +98,27 @@ describe('ModelArtifact', () => {
           modelDir: changed,
         }),
     ).toThrow(
-      /iris 1.0.0 has different bytes in .* \(sha256 [0-9a-f]{64}\) and .* Versions are immutable: give one of them a new version/,
+      /iris 1.0.0 has different bytes in .* and .* \(model.onnx was sha256 81c53a2a[0-9a-f]{56}, is now [0-9a-f]{64}; model.json was .*\)\. Versions are immutable: give one of them a new version/,
+    );
+  });
+
+  test('a changed manifest under the same version fails the synth too', () => {
+    const app = testApp();
+    const a = testStack(app, 'A');
+    const b = testStack(app, 'B');
+    new ModelArtifact(a, 'Iris', {
+      bucket: s3.Bucket.fromBucketName(a, 'B', 'team-models'),
+      modelDir: IRIS_DIR,
+    });
+    const edited = temp(copyModel({ manifest: (m) => (m.description = 'same version, new words') }));
+    expect(
+      () =>
+        new ModelArtifact(b, 'Iris', {
+          bucket: s3.Bucket.fromBucketName(b, 'B', 'team-models'),
+          modelDir: edited,
+        }),
+    ).toThrow(
+      /iris 1.0.0 has different bytes in .* \(model.json was sha256 [0-9a-f]{64}, is now [0-9a-f]{64}\)/,
     );
   });
 
@@ -121,7 +142,18 @@ describe('ModelArtifact', () => {
     const stack = testStack();
     const bucket = s3.Bucket.fromBucketName(stack, 'B', 'team-models');
     new ModelArtifact(stack, 'Iris', { bucket, modelDir: IRIS_DIR, versionLockFile: lock });
-    expect(JSON.parse(fs.readFileSync(lock, 'utf8'))).toEqual({ iris: { '1.0.0': iris.sha256 } });
+    expect(JSON.parse(fs.readFileSync(lock, 'utf8'))).toEqual({
+      iris: {
+        '1.0.0': {
+          'model.onnx': iris.sha256,
+          'model.json': sha256Hex(fs.readFileSync(path.join(IRIS_DIR, 'model.json'))),
+        },
+      },
+    });
+    // the repository's own lock file records the example model the same way
+    expect(fs.readFileSync(lock, 'utf8')).toBe(
+      fs.readFileSync(path.join(IRIS_DIR, '..', '..', 'model-versions.json'), 'utf8'),
+    );
 
     // a later synth (a new app) with the same version but other bytes
     const later = testStack();
@@ -134,8 +166,19 @@ describe('ModelArtifact', () => {
           versionLockFile: lock,
         }),
     ).toThrow(
-      /iris 1.0.0 was deployed with sha256 81c53a2a.*recorded in .*model-versions.json.*give the new bytes a new version/,
+      /iris 1.0.0 is recorded in .*model-versions.json with other bytes \(model.onnx was sha256 81c53a2a.*\)\. Versions are immutable: give the new bytes a new version/,
     );
+
+    // a manifest edit alone is a change too
+    const worded = testStack();
+    expect(
+      () =>
+        new ModelArtifact(worded, 'Iris', {
+          bucket: s3.Bucket.fromBucketName(worded, 'B', 'team-models'),
+          modelDir: temp(copyModel({ manifest: (m) => (m.description = 'new words') })),
+          versionLockFile: lock,
+        }),
+    ).toThrow(/with other bytes \(model.json was sha256 [0-9a-f]{64}, is now [0-9a-f]{64}\)/);
 
     // a new version is added beside the old one
     const next = testStack();
@@ -146,9 +189,12 @@ describe('ModelArtifact', () => {
       ),
       versionLockFile: lock,
     });
-    const recorded = JSON.parse(fs.readFileSync(lock, 'utf8')) as { iris: Record<string, string> };
+    const recorded = JSON.parse(fs.readFileSync(lock, 'utf8')) as {
+      iris: Record<string, Record<string, string>>;
+    };
     expect(Object.keys(recorded.iris)).toEqual(['1.0.0', '1.1.0']);
-    expect(recorded.iris['1.1.0']).not.toBe(iris.sha256);
+    expect(recorded.iris['1.1.0']?.['model.onnx']).toMatch(/^[0-9a-f]{64}$/);
+    expect(recorded.iris['1.1.0']?.['model.onnx']).not.toBe(iris.sha256);
   });
 
   test.each([
