@@ -3,13 +3,17 @@ import { Construct } from 'constructs';
 import type { StageConfig } from './config/types';
 import { OnnxModelEndpoint } from './onnx-model-endpoint';
 
-export interface ModelServingStackProps extends cdk.StackProps {
+/** What a stage serves, and how: shared by ModelServingStack and ServingStage. */
+export interface ServingOptions {
+  /** The stage's settings: one of `devConfig`, `stageConfig`, `prodConfig`, or your own. */
   readonly config: StageConfig;
   /** The model folder to serve. */
   readonly modelDir: string;
   /** @default - none; see ModelArtifactProps.versionLockFile */
   readonly versionLockFile?: string;
 }
+
+export interface ModelServingStackProps extends cdk.StackProps, ServingOptions {}
 
 /** One model endpoint, configured for one stage. */
 export class ModelServingStack extends cdk.Stack {

@@ -1,14 +1,8 @@
 import * as cdk from 'aws-cdk-lib';
 import { Construct } from 'constructs';
-import type { StageConfig } from './config/types';
-import { ModelServingStack } from './model-serving-stack';
+import { ModelServingStack, type ServingOptions } from './model-serving-stack';
 
-export interface ServingStageProps extends cdk.StageProps {
-  readonly config: StageConfig;
-  readonly modelDir: string;
-  /** @default - none */
-  readonly versionLockFile?: string;
-}
+export interface ServingStageProps extends cdk.StageProps, ServingOptions {}
 
 /** One environment (dev, stage or prod): the unit a pipeline deploys and promotes. */
 export class ServingStage extends cdk.Stage {

@@ -106,6 +106,19 @@ describe('ModelBucket', () => {
     expect(JSON.stringify(props.LifecycleConfiguration)).toContain('"NoncurrentDays":30');
   });
 
+  test('access logs are kept for accessLogsRetention', () => {
+    const stack = testStack();
+    new ModelBucket(stack, 'Models', { accessLogsRetention: cdk.Duration.days(30) });
+    const buckets = Object.values(template(stack).findResources('AWS::S3::Bucket')) as {
+      Properties: Record<string, unknown>;
+    }[];
+    const logs = buckets.filter((b) => b.Properties.VersioningConfiguration === undefined);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]?.Properties.LifecycleConfiguration).toEqual({
+      Rules: [expect.objectContaining({ ExpirationInDays: 30, Status: 'Enabled' })],
+    });
+  });
+
   test('an existing bucket is wrapped, not created', () => {
     const stack = testStack();
     const existing = s3.Bucket.fromBucketName(stack, 'Existing', 'team-models');

@@ -1,7 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as sns from 'aws-cdk-lib/aws-sns';
-import type * as cdk from 'aws-cdk-lib';
+import * as cdk from 'aws-cdk-lib';
 import { InferenceApi } from '../../lib/inference-api';
 import { ModelMonitoring, type ModelMonitoringProps } from '../../lib/model-monitoring';
 import { OnnxFunction } from '../../lib/onnx-function';
@@ -88,6 +88,13 @@ describe('ModelMonitoring', () => {
     expect(alarm(t, 'concurrency').Threshold).toBe(20);
     expect(alarm(t, 'API 4XX').Threshold).toBe(10);
     t.hasResourceProperties('AWS::CloudWatch::Alarm', { EvaluationPeriods: 5, DatapointsToAlarm: 5 });
+  });
+
+  test('the period and the account concurrency limit are props', () => {
+    const { t } = build({ period: cdk.Duration.minutes(1), accountConcurrencyLimit: 3000 });
+    expect(alarm(t, 'concurrency').Threshold).toBe(2400);
+    expect(alarm(t, 'throttles')).toMatchObject({ Period: 60 });
+    expect(alarm(t, 'throttles').AlarmDescription).toContain('in 1 minute');
   });
 
   test('a topic can be brought in; no topic or key is created', () => {

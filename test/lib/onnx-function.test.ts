@@ -1,8 +1,12 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import { clearBundleCache } from '../../lib/bundling';
 import { ModelArtifact } from '../../lib/model-artifact';
 import { ModelBucket } from '../../lib/model-bucket';
 import { OnnxFunction, type OnnxFunctionProps } from '../../lib/onnx-function';
@@ -170,6 +174,27 @@ describe('OnnxFunction', () => {
     const policy = JSON.stringify(template(stack).findResources('AWS::IAM::Policy'));
     expect(policy).toContain('lambda:InvokeFunction');
     expect(policy).toContain('InferenceLive');
+  });
+
+  test('maxAssetSizeBytes fails a real bundle that is too big, and says what is in it', () => {
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-too-big-'));
+    const stack = new cdk.Stack(new cdk.App({ outdir }), 'Real', {
+      env: { account: '123456789012', region: 'us-east-1' },
+    });
+    try {
+      expect(
+        () =>
+          new OnnxFunction(stack, 'Inference', {
+            bundledModelDir: IRIS_DIR,
+            maxAssetSizeBytes: 10 * 1024 * 1024,
+          }),
+      ).toThrow(
+        /The Lambda asset is 2\d\.\d MB unzipped \(handler 0\.\d MB, onnxruntime 2\d\.\d MB, model 0\.0 MB\), over the 10\.0 MB limit: serve a large model from S3/,
+      );
+    } finally {
+      clearBundleCache();
+      fs.rmSync(outdir, { recursive: true, force: true });
+    }
   });
 
   const bucket = (stack: cdk.Stack) => s3.Bucket.fromBucketName(stack, 'B', 'team-models');

@@ -1,4 +1,7 @@
 import * as cdkLib from 'aws-cdk-lib';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -98,6 +101,32 @@ describe('OnnxModelEndpoint', () => {
     const methods = JSON.stringify(template(stack).findResources('AWS::ApiGateway::Method'));
     expect(methods).toContain('HTTP_PROXY');
     expect(methods).not.toContain('AWS_PROXY');
+  });
+
+  test('the version lock file reaches the artifact', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-endpoint-lock-'));
+    try {
+      const lock = path.join(dir, 'versions.json');
+      new OnnxModelEndpoint(testStack(), 'Iris', { modelDir: IRIS_DIR, versionLockFile: lock });
+      expect(Object.keys((JSON.parse(fs.readFileSync(lock, 'utf8')) as { iris: object }).iris)).toEqual([
+        '1.0.0',
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('descriptions are props', () => {
+    const stack = testStack();
+    new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      delivery: ModelDelivery.BUNDLED,
+      functionProps: { description: 'fraud scorer' },
+      apiProps: { description: 'fraud API' },
+    });
+    const t = template(stack);
+    t.hasResourceProperties('AWS::Lambda::Function', { Description: 'fraud scorer' });
+    t.hasResourceProperties('AWS::ApiGateway::RestApi', { Description: 'fraud API' });
   });
 
   test('bucket props with bundled delivery are refused', () => {
