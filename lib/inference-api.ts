@@ -270,15 +270,23 @@ export class InferenceApi extends Construct {
     const health = v2.addResource('health');
     health.addResource('live').addMethod('GET', integration, { requestValidator: validator });
     health.addResource('ready').addMethod('GET', integration, { requestValidator: validator });
+    // /v2/models/{name}/... and the same under /versions/{version}, as the runtime answers both.
+    const modelRoutes = (resource: apigw.IResource, params: Record<string, boolean>): void => {
+      resource.addMethod('GET', integration, { requestParameters: params, requestValidator: validator });
+      resource
+        .addResource('ready')
+        .addMethod('GET', integration, { requestParameters: params, requestValidator: validator });
+      resource.addResource('infer').addMethod('POST', integration, {
+        requestParameters: params,
+        requestValidator: validator,
+        requestModels: { 'application/json': inferModel },
+      });
+    };
     const model = v2.addResource('models').addResource('{name}');
-    model.addMethod('GET', integration, { requestParameters: nameParam, requestValidator: validator });
-    model
-      .addResource('ready')
-      .addMethod('GET', integration, { requestParameters: nameParam, requestValidator: validator });
-    model.addResource('infer').addMethod('POST', integration, {
-      requestParameters: nameParam,
-      requestValidator: validator,
-      requestModels: { 'application/json': inferModel },
+    modelRoutes(model, nameParam);
+    modelRoutes(model.addResource('versions').addResource('{version}'), {
+      ...nameParam,
+      'method.request.path.version': true,
     });
 
     if (!iamAuth) {

@@ -35,18 +35,37 @@ describe('InferenceApi', () => {
       (r) => (r as { Properties: { PathPart: string } }).Properties.PathPart,
     );
     expect(paths.sort()).toEqual(
-      ['health', 'infer', 'live', 'models', 'ready', 'ready', 'v2', '{name}'].sort(),
+      [
+        'v2',
+        'health',
+        'live',
+        'ready',
+        'models',
+        '{name}',
+        'ready',
+        'infer',
+        'versions',
+        '{version}',
+        'ready',
+        'infer',
+      ].sort(),
     );
     const all = methods(t);
-    expect(all.map((m) => m.HttpMethod).sort()).toEqual(['GET', 'GET', 'GET', 'GET', 'GET', 'POST']);
+    expect(all.map((m) => m.HttpMethod).sort()).toEqual([...Array<string>(7).fill('GET'), 'POST', 'POST']);
     for (const m of all) {
       expect(m.AuthorizationType).toBe('AWS_IAM');
       expect(m.RequestValidatorId).toBeDefined();
       expect(JSON.stringify(m.Integration)).toContain('AWS_PROXY');
     }
-    const infer = all.find((m) => m.HttpMethod === 'POST') as Record<string, unknown>;
-    expect(infer.RequestParameters).toEqual({ 'method.request.path.name': true });
-    expect(Object.keys(infer.RequestModels as object)).toEqual(['application/json']);
+    const infers = all.filter((m) => m.HttpMethod === 'POST');
+    expect(infers.map((m) => m.RequestParameters)).toEqual(
+      expect.arrayContaining([
+        { 'method.request.path.name': true },
+        { 'method.request.path.name': true, 'method.request.path.version': true },
+      ]),
+    );
+    for (const infer of infers)
+      expect(Object.keys(infer.RequestModels as object)).toEqual(['application/json']);
     t.hasResourceProperties('AWS::ApiGateway::RequestValidator', {
       ValidateRequestBody: true,
       ValidateRequestParameters: true,
