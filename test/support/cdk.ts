@@ -8,8 +8,17 @@ import { Template } from 'aws-cdk-lib/assertions';
 export const IRIS_DIR = path.join(__dirname, '..', '..', 'models', 'iris');
 export const TEST_ENV = { account: '123456789012', region: 'us-east-1' };
 
+/** Every App synthesizes into a folder; without one CDK leaves a `cdk.out*` in the temp dir per app. */
+let outRoot: string | undefined;
+afterAll(() => {
+  if (outRoot) fs.rmSync(outRoot, { recursive: true, force: true });
+  outRoot = undefined;
+});
+
 export function testApp(): cdk.App {
-  return new cdk.App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  outRoot ??= fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-cdk-test-'));
+  const outdir = fs.mkdtempSync(path.join(outRoot, 'app-'));
+  return new cdk.App({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
 }
 
 export function testStack(app: cdk.App = testApp(), id = 'Test'): cdk.Stack {
