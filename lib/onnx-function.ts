@@ -262,8 +262,13 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       // Provisioned instances load the model during the deploy: the version must be in place first.
       this.function.node.addDependency(props.artifact.resource);
     }
-    if (props.tracing === lambda.Tracing.ACTIVE || props.tracing === lambda.Tracing.PASS_THROUGH) {
-      cdk.Validations.of(role).acknowledge({
+    // The tracing grant is the only statement on Resource::*; it lands in the role's default policy.
+    const tracingPolicy = role.node.tryFindChild('DefaultPolicy');
+    if (
+      tracingPolicy &&
+      (props.tracing === lambda.Tracing.ACTIVE || props.tracing === lambda.Tracing.PASS_THROUGH)
+    ) {
+      cdk.Validations.of(tracingPolicy).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::*]',
         reason: 'X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level permissions.',
       });
