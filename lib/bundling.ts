@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { MODEL_FILES, type ModelFile } from './model-folder';
 
 /** Lambda's own limit on an unzipped function, layers included. */
 export const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
@@ -176,10 +177,11 @@ function buildBundle(options: HandlerBundleOptions, dir: string): BundleStats {
   }
   let modelBytes = 0;
   if (options.modelDir) {
-    copyFiles(options.modelDir, path.join(dir, 'model'), (n) => n === 'model.onnx' || n === 'model.json');
+    copyFiles(options.modelDir, path.join(dir, 'model'), (n) => MODEL_FILES.includes(n as ModelFile));
     modelBytes = dirBytes(path.join(dir, 'model'));
   }
-  const totalBytes = dirBytes(dir);
+  // The folder holds these three parts and nothing else.
+  const totalBytes = handlerBytes + onnxRuntimeBytes + modelBytes;
   if (totalBytes > options.maxBytes) {
     throw new Error(
       `The Lambda asset is ${mb(totalBytes)} unzipped (handler ${mb(handlerBytes)}, onnxruntime ${mb(onnxRuntimeBytes)}, model ${mb(modelBytes)}), over the ${mb(options.maxBytes)} limit: ` +

@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
+import { checkPositiveInteger } from './validate';
 
 /** How callers prove who they are. Every route needs one or the other. */
 export enum ApiAuthorization {
@@ -170,11 +171,7 @@ export class InferenceApi extends Construct {
         `InferenceApi ${this.node.path}: quota applies to API keys; set authorization to API_KEY or drop the quota`,
       );
     }
-    if (props.quota && (!Number.isInteger(props.quota.limit) || props.quota.limit < 1)) {
-      throw new Error(
-        `InferenceApi ${this.node.path}: quota.limit must be a positive integer, got ${props.quota.limit}`,
-      );
-    }
+    checkPositiveInteger(`InferenceApi ${this.node.path}`, 'quota.limit', props.quota?.limit);
     const stageName = props.stageName ?? 'api';
     if (!/^[A-Za-z0-9_]{1,128}$/.test(stageName)) {
       throw new Error(

@@ -8,8 +8,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct, type IConstruct } from 'constructs';
 import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
-import { grantReadModelVersion, MODEL_FILES, ModelBucket, type ModelVersionRef } from './model-bucket';
-import { readModelFolder, type ModelManifestInfo } from './model-folder';
+import { grantReadModelVersion, ModelBucket, type ModelVersionRef } from './model-bucket';
+import { MODEL_FILES, readModelFolder, type ModelFile, type ModelManifestInfo } from './model-folder';
 
 export interface ModelArtifactProps {
   /** The model bucket; the version goes to `s3://<bucket>/<name>/<version>/`. */
@@ -25,11 +25,10 @@ export interface ModelArtifactProps {
 }
 
 /** What makes a version: the sha256 of each of its two files. */
-type VersionHashes = { readonly 'model.onnx': string; readonly 'model.json': string };
+type VersionHashes = Readonly<Record<ModelFile, string>>;
 
 function differences(was: VersionHashes, now: VersionHashes): string {
-  return (['model.onnx', 'model.json'] as const)
-    .filter((file) => was[file] !== now[file])
+  return MODEL_FILES.filter((file) => was[file] !== now[file])
     .map((file) => `${file} was sha256 ${was[file]}, is now ${now[file]}`)
     .join('; ');
 }

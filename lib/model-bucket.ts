@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { MODEL_FILES } from './model-folder';
 
 /** How model objects are encrypted at rest. */
 export enum ModelBucketEncryption {
@@ -11,9 +12,6 @@ export enum ModelBucketEncryption {
   /** SSE-S3: no key to manage and no KMS request costs. */
   S3_MANAGED = 'S3_MANAGED',
 }
-
-/** The files of a model version, under its prefix. */
-export const MODEL_FILES = ['model.onnx', 'model.json'] as const;
 
 /**
  * s3:GetObject on exactly `<prefix>model.onnx` and `<prefix>model.json`, and kms:Decrypt on the bucket's key.

@@ -27,12 +27,27 @@ export interface ModelFolder {
   readonly modelBytes: number;
 }
 
+/** The two files of a model folder, and of a published version under its prefix. */
+export const MODEL_FILES = ['model.onnx', 'model.json'] as const;
+export type ModelFile = (typeof MODEL_FILES)[number];
+
 /** S3 keys and CloudFormation allow these; so do semver and dates. */
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
 const VERSION = /^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/;
 
+const HASH_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/** In chunks: a model can be larger than the biggest Buffer Node will allocate. */
 function sha256File(file: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  const hash = crypto.createHash('sha256');
+  const chunk = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let n = fs.readSync(fd, chunk); n > 0; n = fs.readSync(fd, chunk)) hash.update(chunk.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 export function readModelFolder(dir: string): ModelFolder {

@@ -7,6 +7,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { InferenceApi } from './inference-api';
 import type { OnnxFunction } from './onnx-function';
+import { checkPositiveInteger } from './validate';
 
 /** Alarm thresholds. Every alarm is created; a field left out takes its default. */
 export interface AlarmThresholds {
@@ -108,11 +109,7 @@ export class ModelMonitoring extends Construct {
     }
     const evaluationPeriods = props.evaluationPeriods ?? 3;
     const datapointsToAlarm = props.datapointsToAlarm ?? 2;
-    if (!Number.isInteger(evaluationPeriods) || evaluationPeriods < 1) {
-      throw new Error(
-        `ModelMonitoring ${this.node.path}: evaluationPeriods must be a positive integer, got ${evaluationPeriods}`,
-      );
-    }
+    checkPositiveInteger(`ModelMonitoring ${this.node.path}`, 'evaluationPeriods', evaluationPeriods);
     if (
       !Number.isInteger(datapointsToAlarm) ||
       datapointsToAlarm < 1 ||

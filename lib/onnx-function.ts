@@ -6,7 +6,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry, type BundleStats } from './bundling';
 import { ModelArtifact } from './model-artifact';
-import { readModelFolder } from './model-folder';
+import { readModelFolder, type ModelFolder } from './model-folder';
+import { checkPositiveInteger } from './validate';
 
 /** The namespace and service name the runtime's Powertools metrics use. */
 export const METRICS_NAMESPACE = 'ModelDeployKit';
@@ -152,38 +153,21 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
         `OnnxFunction ${this.node.path}: timeout must be 1 s to 15 min, got ${timeout.toHumanString()}`,
       );
     }
+    const owner = `OnnxFunction ${this.node.path}`;
     const reserved = props.reservedConcurrentExecutions;
-    if (reserved !== undefined && (!Number.isInteger(reserved) || reserved < 1)) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: reservedConcurrentExecutions must be a positive integer, got ${reserved}`,
-      );
-    }
+    checkPositiveInteger(owner, 'reservedConcurrentExecutions', reserved);
     const provisioned = props.provisionedConcurrentExecutions ?? 0;
-    if (!Number.isInteger(provisioned) || provisioned < 0) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: provisionedConcurrentExecutions must be 0 or a positive integer, got ${provisioned}`,
-      );
-    }
+    checkPositiveInteger(owner, 'provisionedConcurrentExecutions', provisioned, true);
     if (reserved !== undefined && provisioned > reserved) {
       throw new Error(
         `OnnxFunction ${this.node.path}: provisionedConcurrentExecutions (${provisioned}) cannot exceed reservedConcurrentExecutions (${reserved})`,
       );
     }
-    for (const [key, value] of Object.entries(props.limits ?? {})) {
-      if (value !== undefined && (!Number.isSafeInteger(value) || value < 1)) {
-        throw new Error(
-          `OnnxFunction ${this.node.path}: limits.${key} must be a positive integer, got ${value}`,
-        );
-      }
+    const limits = props.limits ?? {};
+    for (const key of ['maxPayloadBytes', 'maxBatch', 'maxElements'] as const) {
+      checkPositiveInteger(owner, `limits.${key}`, limits[key]);
     }
-    if (
-      props.intraOpThreads !== undefined &&
-      (!Number.isInteger(props.intraOpThreads) || props.intraOpThreads < 1)
-    ) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: intraOpThreads must be a positive integer, got ${props.intraOpThreads}`,
-      );
-    }
+    checkPositiveInteger(owner, 'intraOpThreads', props.intraOpThreads);
 
     this.architecture = props.architecture ?? lambda.Architecture.ARM_64;
     this.reservedConcurrentExecutions = reserved;
@@ -193,13 +177,15 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       LOG_PAYLOADS: props.logPayloads ? 'true' : 'false',
     };
+    let bundledFolder: ModelFolder | undefined;
     if (props.artifact) {
       this.modelName = props.artifact.modelName;
       this.modelVersion = props.artifact.version;
       this.modelUri = props.artifact.s3Uri;
       environment.MODEL_SHA256 = props.artifact.sha256;
     } else {
-      const folder = readModelFolder(props.bundledModelDir as string);
+      bundledFolder = readModelFolder(props.bundledModelDir as string);
+      const folder = bundledFolder;
       this.modelName = folder.manifest.name;
       this.modelVersion = folder.manifest.version;
       this.modelUri = BUNDLED_MODEL_PATH;
@@ -207,7 +193,6 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
     }
     environment.MODEL_URI = this.modelUri;
     environment.MODEL_NAME = this.modelName;
-    const limits = props.limits ?? {};
     if (limits.maxPayloadBytes !== undefined) environment.MAX_PAYLOAD_BYTES = String(limits.maxPayloadBytes);
     if (limits.maxBatch !== undefined) environment.MAX_BATCH = String(limits.maxBatch);
     if (limits.maxElements !== undefined) environment.MAX_ELEMENTS = String(limits.maxElements);
@@ -242,7 +227,7 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
           architecture: this.architecture,
           includeOnnxRuntime: true,
           awaitAtInit: 'ready',
-          modelDir: props.bundledModelDir ? readModelFolder(props.bundledModelDir).dir : undefined,
+          modelDir: bundledFolder?.dir,
           maxBytes: props.maxAssetSizeBytes ?? LAMBDA_UNZIPPED_LIMIT_BYTES,
         },
         (stats) => {
