@@ -1,3 +1,4 @@
+import type * as cdk from 'aws-cdk-lib';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,6 +13,20 @@ const iris = JSON.parse(fs.readFileSync(path.join(IRIS_DIR, 'model.json'), 'utf8
 /** expect.stringMatching, typed for use inside object literals. */
 const matching = (re: RegExp): unknown => expect.stringMatching(re);
 const dirs: string[] = [];
+
+/** An artifact of `modelDir` in an imported bucket: most tests only care about the model folder. */
+function artifactIn(
+  stack: cdk.Stack,
+  modelDir: string,
+  versionLockFile?: string,
+  id = 'Iris',
+): ModelArtifact {
+  return new ModelArtifact(stack, id, {
+    bucket: s3.Bucket.fromBucketName(stack, 'B', 'team-models'),
+    modelDir,
+    versionLockFile,
+  });
+}
 const temp = (dir: string): string => {
   dirs.push(dir);
   return dir;
@@ -86,18 +101,9 @@ describe('ModelArtifact', () => {
     const app = testApp();
     const a = testStack(app, 'A');
     const b = testStack(app, 'B');
-    new ModelArtifact(a, 'Iris', {
-      bucket: s3.Bucket.fromBucketName(a, 'B', 'team-models'),
-      modelDir: IRIS_DIR,
-    });
+    artifactIn(a, IRIS_DIR);
     const changed = temp(copyModel({ appendBytes: 8, manifest: (m) => delete m.sha256 }));
-    expect(
-      () =>
-        new ModelArtifact(b, 'Iris', {
-          bucket: s3.Bucket.fromBucketName(b, 'B', 'team-models'),
-          modelDir: changed,
-        }),
-    ).toThrow(
+    expect(() => artifactIn(b, changed)).toThrow(
       /iris 1.0.0 has different bytes in .* and .* \(model.onnx was sha256 81c53a2a[0-9a-f]{56}, is now [0-9a-f]{64}; model.json was .*\)\. Versions are immutable: give one of them a new version/,
     );
   });
@@ -106,18 +112,9 @@ describe('ModelArtifact', () => {
     const app = testApp();
     const a = testStack(app, 'A');
     const b = testStack(app, 'B');
-    new ModelArtifact(a, 'Iris', {
-      bucket: s3.Bucket.fromBucketName(a, 'B', 'team-models'),
-      modelDir: IRIS_DIR,
-    });
+    artifactIn(a, IRIS_DIR);
     const edited = temp(copyModel({ manifest: (m) => (m.description = 'same version, new words') }));
-    expect(
-      () =>
-        new ModelArtifact(b, 'Iris', {
-          bucket: s3.Bucket.fromBucketName(b, 'B', 'team-models'),
-          modelDir: edited,
-        }),
-    ).toThrow(
+    expect(() => artifactIn(b, edited)).toThrow(
       /iris 1.0.0 has different bytes in .* \(model.json was sha256 [0-9a-f]{64}, is now [0-9a-f]{64}\)/,
     );
   });
@@ -125,13 +122,7 @@ describe('ModelArtifact', () => {
   test('bytes that disagree with the manifest sha256 fail the synth', () => {
     const stack = testStack();
     const changed = temp(copyModel({ appendBytes: 8 }));
-    expect(
-      () =>
-        new ModelArtifact(stack, 'Iris', {
-          bucket: s3.Bucket.fromBucketName(stack, 'B', 'team-models'),
-          modelDir: changed,
-        }),
-    ).toThrow(
+    expect(() => artifactIn(stack, changed)).toThrow(
       /hashes to sha256 [0-9a-f]{64}, but .*model.json says 81c53a2a.* for iris 1.0.0.*give the model a new version/,
     );
   });
@@ -139,9 +130,7 @@ describe('ModelArtifact', () => {
   test('a version lock file records new versions and refuses changed bytes for recorded ones', () => {
     const dir = temp(fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-lock-')));
     const lock = path.join(dir, 'model-versions.json');
-    const stack = testStack();
-    const bucket = s3.Bucket.fromBucketName(stack, 'B', 'team-models');
-    new ModelArtifact(stack, 'Iris', { bucket, modelDir: IRIS_DIR, versionLockFile: lock });
+    artifactIn(testStack(), IRIS_DIR, lock);
     expect(JSON.parse(fs.readFileSync(lock, 'utf8'))).toEqual({
       iris: {
         '1.0.0': {
@@ -158,37 +147,23 @@ describe('ModelArtifact', () => {
     // a later synth (a new app) with the same version but other bytes
     const later = testStack();
     const changed = temp(copyModel({ appendBytes: 8, manifest: (m) => delete m.sha256 }));
-    expect(
-      () =>
-        new ModelArtifact(later, 'Iris', {
-          bucket: s3.Bucket.fromBucketName(later, 'B', 'team-models'),
-          modelDir: changed,
-          versionLockFile: lock,
-        }),
-    ).toThrow(
+    expect(() => artifactIn(later, changed, lock)).toThrow(
       /iris 1.0.0 is recorded in .*model-versions.json with other bytes \(model.onnx was sha256 81c53a2a.*\)\. Versions are immutable: give the new bytes a new version/,
     );
 
     // a manifest edit alone is a change too
     const worded = testStack();
-    expect(
-      () =>
-        new ModelArtifact(worded, 'Iris', {
-          bucket: s3.Bucket.fromBucketName(worded, 'B', 'team-models'),
-          modelDir: temp(copyModel({ manifest: (m) => (m.description = 'new words') })),
-          versionLockFile: lock,
-        }),
+    expect(() =>
+      artifactIn(worded, temp(copyModel({ manifest: (m) => (m.description = 'new words') })), lock),
     ).toThrow(/with other bytes \(model.json was sha256 [0-9a-f]{64}, is now [0-9a-f]{64}\)/);
 
     // a new version is added beside the old one
     const next = testStack();
-    new ModelArtifact(next, 'Iris', {
-      bucket: s3.Bucket.fromBucketName(next, 'B', 'team-models'),
-      modelDir: temp(
-        copyModel({ appendBytes: 8, manifest: (m) => ((m.version = '1.1.0'), delete m.sha256) }),
-      ),
-      versionLockFile: lock,
-    });
+    artifactIn(
+      next,
+      temp(copyModel({ appendBytes: 8, manifest: (m) => ((m.version = '1.1.0'), delete m.sha256) })),
+      lock,
+    );
     const recorded = JSON.parse(fs.readFileSync(lock, 'utf8')) as {
       iris: Record<string, Record<string, string>>;
     };
@@ -229,12 +204,6 @@ describe('ModelArtifact', () => {
     ],
   ])('%s fails with a clear message', (_name, dir, message) => {
     const stack = testStack();
-    expect(
-      () =>
-        new ModelArtifact(stack, 'M', {
-          bucket: s3.Bucket.fromBucketName(stack, 'B', 'team-models'),
-          modelDir: dir(),
-        }),
-    ).toThrow(message);
+    expect(() => artifactIn(stack, dir())).toThrow(message);
   });
 });
