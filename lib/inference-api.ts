@@ -1,6 +1,8 @@
 import * as cdk from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as wafv2 from 'aws-cdk-lib/aws-wafv2';
@@ -40,12 +42,101 @@ export interface InferenceApiWafOptions {
   readonly rateLimitPerIp?: number;
 }
 
+/** The stage an InferenceApi deploys to unless `stageName` says otherwise. */
+export const DEFAULT_API_STAGE_NAME = 'api';
+
+/** One V2 route, as a backend sees it. */
+export interface InferenceRoute {
+  /** `GET` or `POST`. */
+  readonly httpMethod: string;
+  /** The resource path, with its parameters in braces: `/v2/models/{name}/infer`. */
+  readonly path: string;
+  /** The path parameters in `path`, in order: `name`, `version`. */
+  readonly pathParameters: string[];
+}
+
+/** What one route is proxied to. */
+export interface InferenceBackendConfig {
+  readonly integration: apigw.Integration;
+  /**
+   * Properties set on the method's CloudFormation `Integration` as they are, for what apigw.Integration
+   * cannot express.
+   * @default - none
+   */
+  readonly integrationOverrides?: Record<string, unknown>;
+}
+
+export interface LoadBalancerBackendProps {
+  /** A VPC link V2 into the load balancer's VPC; the load balancer must accept its security group. */
+  readonly vpcLink: apigwv2.IVpcLink;
+  readonly loadBalancer: elbv2.IApplicationLoadBalancer;
+  /** The HTTP listener's port. @default 80 */
+  readonly port?: number;
+}
+
+/**
+ * The backend behind InferenceApi's routes: a Lambda (or any single integration), or an Application Load
+ * Balancer reached through a VPC link V2, where each route needs its own backend URL.
+ */
+export abstract class InferenceBackend {
+  /** The same integration on every route, such as `new apigw.LambdaIntegration(onnxFunction.alias)`. */
+  public static fromIntegration(integration: apigw.Integration): InferenceBackend {
+    return new (class extends InferenceBackend {
+      public bind(): InferenceBackendConfig {
+        return { integration };
+      }
+    })();
+  }
+
+  /**
+   * An HTTP proxy to an Application Load Balancer through a VPC link V2: each route goes to the same path on
+   * the load balancer, with `{name}` and `{version}` passed on. API Gateway puts the stage name in front of
+   * that path, so the server must strip it (OnnxContainerService's `pathPrefix`).
+   */
+  public static fromLoadBalancer(props: LoadBalancerBackendProps): InferenceBackend {
+    const port = props.port ?? 80;
+    return new (class extends InferenceBackend {
+      public bind(route: InferenceRoute): InferenceBackendConfig {
+        const requestParameters = Object.fromEntries(
+          route.pathParameters.map((p) => [`integration.request.path.${p}`, `method.request.path.${p}`]),
+        );
+        return {
+          integration: new apigw.HttpIntegration(
+            `http://${props.loadBalancer.loadBalancerDnsName}:${port}${route.path}`,
+            {
+              proxy: true,
+              httpMethod: route.httpMethod,
+              options: { requestParameters },
+            },
+          ),
+          // apigw.Integration knows VPC links V1 (to an NLB) only; a VPC link V2 to an ALB needs these.
+          integrationOverrides: {
+            ConnectionType: 'VPC_LINK',
+            ConnectionId: props.vpcLink.vpcLinkId,
+            IntegrationTarget: props.loadBalancer.loadBalancerArn,
+          },
+        };
+      }
+    })();
+  }
+
+  /** The integration for one route. */
+  public abstract bind(route: InferenceRoute): InferenceBackendConfig;
+}
+
 export interface InferenceApiProps {
   /**
-   * The backend every V2 route is proxied to: `new apigw.LambdaIntegration(onnxFunction.alias)`, or an
-   * HTTP/VPC link integration to a container.
+   * What every V2 route is proxied to: `InferenceBackend.fromIntegration(...)` for a Lambda,
+   * `containerService.inferenceBackend()` for a Fargate service. Give this or `integration`.
+   * @default - none
    */
-  readonly integration: apigw.Integration;
+  readonly backend?: InferenceBackend;
+  /**
+   * One integration for every route, such as `new apigw.LambdaIntegration(onnxFunction.alias)`: the same as
+   * `backend: InferenceBackend.fromIntegration(integration)`. Give this or `backend`.
+   * @default - none
+   */
+  readonly integration?: apigw.Integration;
   /** @default ApiAuthorization.IAM */
   readonly authorization?: ApiAuthorization;
   /**
@@ -58,7 +149,7 @@ export interface InferenceApiProps {
    * @default - none
    */
   readonly quota?: ApiQuota;
-  /** @default 'api' */
+  /** @default DEFAULT_API_STAGE_NAME ('api') */
   readonly stageName?: string;
   /**
    * Retention of the access log group.
@@ -159,6 +250,11 @@ export class InferenceApi extends Construct {
 
   constructor(scope: Construct, id: string, props: InferenceApiProps) {
     super(scope, id);
+    if ((props.backend === undefined) === (props.integration === undefined)) {
+      throw new Error(
+        `InferenceApi ${this.node.path}: give exactly one of backend or integration, got ${props.backend ? 'both' : 'neither'}`,
+      );
+    }
     const throttle = props.throttle ?? { rateLimit: 100, burstLimit: 200 };
     if (!(throttle.rateLimit > 0) || !Number.isInteger(throttle.burstLimit) || throttle.burstLimit < 1) {
       throw new Error(
@@ -172,7 +268,7 @@ export class InferenceApi extends Construct {
       );
     }
     checkPositiveInteger(`InferenceApi ${this.node.path}`, 'quota.limit', props.quota?.limit);
-    const stageName = props.stageName ?? 'api';
+    const stageName = props.stageName ?? DEFAULT_API_STAGE_NAME;
     if (!/^[A-Za-z0-9_]{1,128}$/.test(stageName)) {
       throw new Error(
         `InferenceApi ${this.node.path}: stageName may hold letters, digits and '_' only, got ${JSON.stringify(stageName)}`,
@@ -259,23 +355,36 @@ export class InferenceApi extends Construct {
       contentType: 'application/json',
       schema: INFER_SCHEMA,
     });
-    const integration = props.integration;
+    const backend = props.backend ?? InferenceBackend.fromIntegration(props.integration as apigw.Integration);
+    const route = (resource: apigw.IResource, httpMethod: string, options: apigw.MethodOptions): void => {
+      const path = resource.path;
+      const pathParameters = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string);
+      const config = backend.bind({ httpMethod, path, pathParameters });
+      const method = resource.addMethod(httpMethod, config.integration, {
+        requestValidator: validator,
+        ...options,
+      });
+      const overrides = config.integrationOverrides ?? {};
+      if (Object.keys(overrides).length === 0) return;
+      for (const [key, value] of Object.entries(overrides)) {
+        (method.node.defaultChild as apigw.CfnMethod).addPropertyOverride(`Integration.${key}`, value);
+      }
+      // Overrides are not in the method props the deployment hashes: a new target must still redeploy.
+      this.api.latestDeployment?.addToLogicalId({ httpMethod, path, overrides });
+    };
     const nameParam = { 'method.request.path.name': true };
 
     const v2 = this.api.root.addResource('v2');
-    v2.addMethod('GET', integration, { requestValidator: validator });
+    route(v2, 'GET', {});
     const health = v2.addResource('health');
-    health.addResource('live').addMethod('GET', integration, { requestValidator: validator });
-    health.addResource('ready').addMethod('GET', integration, { requestValidator: validator });
+    route(health.addResource('live'), 'GET', {});
+    route(health.addResource('ready'), 'GET', {});
     // /v2/models/{name}/... and the same under /versions/{version}, as the runtime answers both.
     const modelRoutes = (resource: apigw.IResource, params: Record<string, boolean>): void => {
-      resource.addMethod('GET', integration, { requestParameters: params, requestValidator: validator });
-      resource
-        .addResource('ready')
-        .addMethod('GET', integration, { requestParameters: params, requestValidator: validator });
-      resource.addResource('infer').addMethod('POST', integration, {
+      route(resource, 'GET', { requestParameters: params });
+      route(resource.addResource('ready'), 'GET', { requestParameters: params });
+      route(resource.addResource('infer'), 'POST', {
         requestParameters: params,
-        requestValidator: validator,
         requestModels: { 'application/json': inferModel },
       });
     };

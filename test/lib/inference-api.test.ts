@@ -1,10 +1,18 @@
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as cdk from 'aws-cdk-lib';
 import { DATATYPES } from '../../lambda/core/types';
-import { ApiAuthorization, InferenceApi, type InferenceApiProps } from '../../lib/inference-api';
+import {
+  ApiAuthorization,
+  InferenceApi,
+  InferenceBackend,
+  type InferenceApiProps,
+} from '../../lib/inference-api';
 import { onlyResource, template, testStack } from '../support/cdk';
 
 function backend(stack: cdk.Stack): apigw.Integration {
@@ -20,6 +28,24 @@ function build(props: Partial<InferenceApiProps> = {}) {
   const stack = testStack();
   const api = new InferenceApi(stack, 'Api', { integration: backend(stack), ...props });
   return { stack, api, t: template(stack) };
+}
+
+/** An internal ALB and a VPC link V2 into its VPC, as OnnxContainerService makes them. */
+function loadBalancerBackend(stack: cdk.Stack, linkId = 'Link', port?: number) {
+  const vpc =
+    (stack.node.tryFindChild('Vpc') as ec2.Vpc | undefined) ?? new ec2.Vpc(stack, 'Vpc', { natGateways: 0 });
+  const loadBalancer =
+    (stack.node.tryFindChild('Alb') as elbv2.ApplicationLoadBalancer | undefined) ??
+    new elbv2.ApplicationLoadBalancer(stack, 'Alb', { vpc, internetFacing: false });
+  const vpcLink = new apigwv2.VpcLink(stack, linkId, {
+    vpc,
+    subnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
+  });
+  return {
+    loadBalancer,
+    vpcLink,
+    backend: InferenceBackend.fromLoadBalancer({ vpcLink, loadBalancer, port }),
+  };
 }
 
 function methods(t: ReturnType<typeof template>): Record<string, unknown>[] {
@@ -224,6 +250,98 @@ describe('InferenceApi', () => {
     expect(api.metricClientError().metricName).toBe('4XXError');
     expect(api.metricLatency().statistic).toBe('p99');
     expect(api.metricErrorRate('5XX').expression).toContain('errors / requests');
+  });
+
+  test('a load balancer backend: each route proxies to its own path through the VPC link V2', () => {
+    const stack = testStack();
+    const { backend, loadBalancer, vpcLink } = loadBalancerBackend(stack);
+    new InferenceApi(stack, 'Api', { backend });
+    const t = template(stack);
+    const all = methods(t);
+    expect(all).toHaveLength(9);
+    const uriPaths: string[] = [];
+    for (const m of all) {
+      // the same auth and validation as with a Lambda behind it
+      expect(m.AuthorizationType).toBe('AWS_IAM');
+      expect(m.RequestValidatorId).toBeDefined();
+      const integration = m.Integration as Record<string, unknown>;
+      const resolved = (value: string): unknown => stack.resolve(value);
+      expect(integration).toMatchObject({
+        Type: 'HTTP_PROXY',
+        IntegrationHttpMethod: m.HttpMethod,
+        ConnectionType: 'VPC_LINK',
+        ConnectionId: resolved(vpcLink.vpcLinkId),
+        IntegrationTarget: resolved(loadBalancer.loadBalancerArn),
+      });
+      const uri = integration.Uri as { 'Fn::Join': [string, unknown[]] };
+      expect(uri['Fn::Join'][1][0]).toBe('http://');
+      expect(uri['Fn::Join'][1][1]).toEqual(resolved(loadBalancer.loadBalancerDnsName));
+      uriPaths.push(uri['Fn::Join'][1][2] as string);
+    }
+    expect(uriPaths.sort()).toEqual(
+      [
+        ':80/v2',
+        ':80/v2/health/live',
+        ':80/v2/health/ready',
+        ':80/v2/models/{name}',
+        ':80/v2/models/{name}/ready',
+        ':80/v2/models/{name}/infer',
+        ':80/v2/models/{name}/versions/{version}',
+        ':80/v2/models/{name}/versions/{version}/ready',
+        ':80/v2/models/{name}/versions/{version}/infer',
+      ].sort(),
+    );
+    // {name} and {version} reach the backend path
+    const versioned = all.find(
+      (m) => m.HttpMethod === 'POST' && JSON.stringify(m.Integration).includes('/versions/{version}/infer'),
+    );
+    expect((versioned?.Integration as { RequestParameters: unknown }).RequestParameters).toEqual({
+      'integration.request.path.name': 'method.request.path.name',
+      'integration.request.path.version': 'method.request.path.version',
+    });
+    const live = all.find((m) => JSON.stringify(m.Integration).includes('/v2/health/live'));
+    expect((live?.Integration as { RequestParameters?: unknown }).RequestParameters).toEqual({});
+  });
+
+  test('a load balancer backend: the listener port is a prop', () => {
+    const stack = testStack();
+    new InferenceApi(stack, 'Api', { backend: loadBalancerBackend(stack, 'Link', 8000).backend });
+    expect(JSON.stringify(template(stack).findResources('AWS::ApiGateway::Method'))).toContain(
+      ':8000/v2/models/{name}/infer',
+    );
+  });
+
+  test('another VPC link gives another deployment, though the link is set outside the L2 method props', () => {
+    const deploymentId = (linkId: string): string => {
+      const stack = testStack();
+      new InferenceApi(stack, 'Api', { backend: loadBalancerBackend(stack, linkId).backend });
+      return onlyResource(template(stack), 'AWS::ApiGateway::Deployment').logicalId;
+    };
+    expect(deploymentId('LinkA')).not.toBe(deploymentId('LinkB'));
+    expect(deploymentId('LinkA')).toBe(deploymentId('LinkA'));
+  });
+
+  test('InferenceBackend.fromIntegration puts the one integration on every route, as `integration` does', () => {
+    const viaBackend = testStack();
+    new InferenceApi(viaBackend, 'Api', { backend: InferenceBackend.fromIntegration(backend(viaBackend)) });
+    const viaIntegration = testStack();
+    new InferenceApi(viaIntegration, 'Api', { integration: backend(viaIntegration) });
+    expect(template(viaBackend).toJSON()).toEqual(template(viaIntegration).toJSON());
+  });
+
+  test('backend and integration together, or neither, are refused', () => {
+    const stack = testStack();
+    const integration = backend(stack);
+    expect(
+      () =>
+        new InferenceApi(stack, 'Both', {
+          integration,
+          backend: InferenceBackend.fromIntegration(integration),
+        }),
+    ).toThrow(/give exactly one of backend or integration, got both/);
+    expect(() => new InferenceApi(stack, 'Neither', {})).toThrow(
+      /give exactly one of backend or integration, got neither/,
+    );
   });
 
   test.each<[string, Partial<InferenceApiProps>, RegExp]>([
