@@ -6,6 +6,7 @@ export * from './model-bucket';
 export * from './model-folder';
 export * from './model-monitoring';
 export * from './model-serving-stack';
+export * from './onnx-container-service';
 export * from './onnx-function';
 export * from './onnx-model-endpoint';
 export * from './serving-stage';
