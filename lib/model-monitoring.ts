@@ -6,6 +6,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { InferenceApi } from './inference-api';
+import type { OnnxContainerService } from './onnx-container-service';
 import type { OnnxFunction } from './onnx-function';
 import { checkPositiveInteger } from './validate';
 
@@ -25,12 +26,25 @@ export interface AlarmThresholds {
   readonly p99LatencyMs?: number;
   /** Concurrent executions as a % of the function's limit. @default 80 */
   readonly concurrencyPercent?: number;
-  /** Failed model loads in one period (the instance answers 503). @default 1 */
+  /** Failed model loads in one period (a Lambda instance answers 503; a task exits). @default 1 */
   readonly modelLoadFailures?: number;
+  /** Container: task 5XX responses as a % of the load balancer's requests to them. @default 1 */
+  readonly target5xxRatePercent?: number;
+  /** Container: p99 of the load balancer's time to the tasks and back, ms. @default 1000 */
+  readonly p99TargetResponseTimeMs?: number;
+  /** Container: tasks failing the load balancer's health check. @default 1 */
+  readonly unhealthyHosts?: number;
+  /** Container: average task CPU, %; above what autoscaling holds, so it means scaling is not keeping up. @default 85 */
+  readonly cpuUtilizationPercent?: number;
+  /** Container: average task memory, %. @default 85 */
+  readonly memoryUtilizationPercent?: number;
 }
 
 export interface ModelMonitoringProps {
-  readonly onnxFunction: OnnxFunction;
+  /** The Lambda backend. Give this or `containerService`. @default - none */
+  readonly onnxFunction?: OnnxFunction;
+  /** The Fargate backend. Give this or `onnxFunction`. @default - none */
+  readonly containerService?: OnnxContainerService;
   /** @default - no API alarms or graphs */
   readonly api?: InferenceApi;
   /** @default - the defaults in AlarmThresholds */
@@ -67,16 +81,38 @@ const DEFAULTS: Required<AlarmThresholds> = {
   p99LatencyMs: 2000,
   concurrencyPercent: 80,
   modelLoadFailures: 1,
+  target5xxRatePercent: 1,
+  p99TargetResponseTimeMs: 1000,
+  unhealthyHosts: 1,
+  cpuUtilizationPercent: 85,
+  memoryUtilizationPercent: 85,
 };
 
-/** CloudWatch alarms with typed thresholds, an SNS topic and a dashboard for one model endpoint. */
+/**
+ * CloudWatch alarms with typed thresholds, an SNS topic and a dashboard for one model endpoint: the
+ * function's alarms for a Lambda backend, the service's and load balancer's for a container.
+ */
 export class ModelMonitoring extends Construct {
   public readonly alarmTopic: sns.ITopic;
   public readonly thresholds: Required<AlarmThresholds>;
-  public readonly errorRateAlarm: cloudwatch.Alarm;
-  public readonly throttlesAlarm: cloudwatch.Alarm;
-  public readonly durationAlarm: cloudwatch.Alarm;
-  public readonly concurrencyAlarm: cloudwatch.Alarm;
+  /** Lambda backend. */
+  public readonly errorRateAlarm?: cloudwatch.Alarm;
+  /** Lambda backend. */
+  public readonly throttlesAlarm?: cloudwatch.Alarm;
+  /** Lambda backend. */
+  public readonly durationAlarm?: cloudwatch.Alarm;
+  /** Lambda backend. */
+  public readonly concurrencyAlarm?: cloudwatch.Alarm;
+  /** Container backend. */
+  public readonly target5xxAlarm?: cloudwatch.Alarm;
+  /** Container backend. */
+  public readonly targetResponseTimeAlarm?: cloudwatch.Alarm;
+  /** Container backend. */
+  public readonly unhealthyHostsAlarm?: cloudwatch.Alarm;
+  /** Container backend. */
+  public readonly cpuAlarm?: cloudwatch.Alarm;
+  /** Container backend. */
+  public readonly memoryAlarm?: cloudwatch.Alarm;
   public readonly modelLoadFailuresAlarm: cloudwatch.Alarm;
   public readonly api5xxAlarm?: cloudwatch.Alarm;
   public readonly api4xxAlarm?: cloudwatch.Alarm;
@@ -87,6 +123,11 @@ export class ModelMonitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelMonitoringProps) {
     super(scope, id);
+    if ((props.onnxFunction === undefined) === (props.containerService === undefined)) {
+      throw new Error(
+        `ModelMonitoring ${this.node.path}: give exactly one of onnxFunction or containerService, got ${props.onnxFunction ? 'both' : 'neither'}`,
+      );
+    }
     const t = { ...DEFAULTS, ...(props.thresholds ?? {}) };
     for (const [key, value] of Object.entries(t)) {
       if (!Number.isFinite(value) || value <= 0) {
@@ -100,6 +141,9 @@ export class ModelMonitoring extends Construct {
       'api5xxRatePercent',
       'api4xxRatePercent',
       'concurrencyPercent',
+      'target5xxRatePercent',
+      'cpuUtilizationPercent',
+      'memoryUtilizationPercent',
     ] as const) {
       if (t[key] > 100) {
         throw new Error(
@@ -122,7 +166,8 @@ export class ModelMonitoring extends Construct {
     this.thresholds = t;
     const period = props.period ?? cdk.Duration.minutes(5);
     const fn = props.onnxFunction;
-    const concurrencyLimit = fn.reservedConcurrentExecutions ?? props.accountConcurrencyLimit ?? 1000;
+    const service = props.containerService;
+    const modelName = fn ? fn.modelName : (service as OnnxContainerService).modelName;
 
     this.alarmTopic = props.alarmTopic ?? this.createTopic();
     const action = new actions.SnsAction(this.alarmTopic);
@@ -140,7 +185,7 @@ export class ModelMonitoring extends Construct {
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         // No traffic is not an outage; the API's own alarms see a dead backend as 5XX.
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${fn.modelName}: ${description}`,
+        alarmDescription: `${modelName}: ${description}`,
       });
       created.addAlarmAction(action);
       created.addOkAction(action);
@@ -148,37 +193,79 @@ export class ModelMonitoring extends Construct {
       return created;
     };
 
-    this.errorRateAlarm = alarm(
-      'ErrorRate',
-      fn.metricErrorRate({ period }),
-      t.errorRatePercent,
-      `Lambda errors at or above ${t.errorRatePercent}% of invocations`,
-    );
-    this.throttlesAlarm = alarm(
-      'Throttles',
-      fn.metricThrottles({ period }),
-      t.throttles,
-      `${t.throttles} or more Lambda throttles in ${period.toHumanString()}`,
-    );
-    this.durationAlarm = alarm(
-      'Duration',
-      fn.metricDuration({ period }),
-      t.p99DurationMs,
-      `Lambda p99 duration at or above ${t.p99DurationMs} ms`,
-    );
-    const concurrencyThreshold = Math.max(1, Math.floor((concurrencyLimit * t.concurrencyPercent) / 100));
-    this.concurrencyAlarm = alarm(
-      'Concurrency',
-      fn.metricConcurrentExecutions({ period }),
-      concurrencyThreshold,
-      `concurrency at or above ${t.concurrencyPercent}% of its limit of ${concurrencyLimit}`,
-    );
-    this.modelLoadFailuresAlarm = alarm(
-      'ModelLoadFailures',
-      fn.metricModelLoadFailures({ period }),
-      t.modelLoadFailures,
-      'instances could not load the model and answer 503 (bad sha256, missing object, no read access)',
-    );
+    if (fn) {
+      this.errorRateAlarm = alarm(
+        'ErrorRate',
+        fn.metricErrorRate({ period }),
+        t.errorRatePercent,
+        `Lambda errors at or above ${t.errorRatePercent}% of invocations`,
+      );
+      this.throttlesAlarm = alarm(
+        'Throttles',
+        fn.metricThrottles({ period }),
+        t.throttles,
+        `${t.throttles} or more Lambda throttles in ${period.toHumanString()}`,
+      );
+      this.durationAlarm = alarm(
+        'Duration',
+        fn.metricDuration({ period }),
+        t.p99DurationMs,
+        `Lambda p99 duration at or above ${t.p99DurationMs} ms`,
+      );
+      const concurrencyLimit = fn.reservedConcurrentExecutions ?? props.accountConcurrencyLimit ?? 1000;
+      const concurrencyThreshold = Math.max(1, Math.floor((concurrencyLimit * t.concurrencyPercent) / 100));
+      this.concurrencyAlarm = alarm(
+        'Concurrency',
+        fn.metricConcurrentExecutions({ period }),
+        concurrencyThreshold,
+        `concurrency at or above ${t.concurrencyPercent}% of its limit of ${concurrencyLimit}`,
+      );
+      this.modelLoadFailuresAlarm = alarm(
+        'ModelLoadFailures',
+        fn.metricModelLoadFailures({ period }),
+        t.modelLoadFailures,
+        'instances could not load the model and answer 503 (bad sha256, missing object, no read access)',
+      );
+    } else {
+      const s = service as OnnxContainerService;
+      this.target5xxAlarm = alarm(
+        'Target5xxRate',
+        s.metricTarget5xxRate({ period }),
+        t.target5xxRatePercent,
+        `container 5XX at or above ${t.target5xxRatePercent}% of load balancer requests`,
+      );
+      this.targetResponseTimeAlarm = alarm(
+        'TargetResponseTime',
+        s.metricTargetResponseTime({ period }),
+        // The load balancer reports seconds.
+        t.p99TargetResponseTimeMs / 1000,
+        `container p99 response time at or above ${t.p99TargetResponseTimeMs} ms`,
+      );
+      this.unhealthyHostsAlarm = alarm(
+        'UnhealthyHosts',
+        s.metricUnhealthyHostCount({ period }),
+        t.unhealthyHosts,
+        `${t.unhealthyHosts} or more tasks failing the load balancer health check`,
+      );
+      this.cpuAlarm = alarm(
+        'Cpu',
+        s.metricCpuUtilization({ period }),
+        t.cpuUtilizationPercent,
+        `task CPU at or above ${t.cpuUtilizationPercent}%: autoscaling is not keeping up, or is at its maximum`,
+      );
+      this.memoryAlarm = alarm(
+        'Memory',
+        s.metricMemoryUtilization({ period }),
+        t.memoryUtilizationPercent,
+        `task memory at or above ${t.memoryUtilizationPercent}%`,
+      );
+      this.modelLoadFailuresAlarm = alarm(
+        'ModelLoadFailures',
+        s.metricModelLoadFailures({ period }),
+        t.modelLoadFailures,
+        'tasks could not load the model and exited (bad sha256, missing object, no read access)',
+      );
+    }
     if (props.api) {
       const api = props.api;
       this.api5xxAlarm = alarm(
@@ -222,22 +309,45 @@ export class ModelMonitoring extends Construct {
           ]),
         );
       }
+      if (fn) {
+        widgets.push(
+          graph(
+            'Lambda invocations, errors, throttles',
+            [fn.metricInvocations({ period })],
+            [fn.metricErrors({ period }), fn.metricThrottles({ period })],
+          ),
+          graph('Lambda duration (ms)', [
+            fn.metricDuration({ period, statistic: 'p50' }),
+            fn.metricDuration({ period }),
+          ]),
+          graph(
+            'Model run (ms) and rows per run',
+            [fn.metricInferenceLatency({ period, statistic: 'p50' }), fn.metricInferenceLatency({ period })],
+            [fn.metricBatchSize({ period })],
+          ),
+          graph('Concurrency', [fn.metricConcurrentExecutions({ period })]),
+        );
+      } else {
+        const s = service as OnnxContainerService;
+        widgets.push(
+          graph(
+            'Load balancer requests and 5XX',
+            [s.metricRequestCount({ period })],
+            [s.metricTarget5xxCount({ period }), s.metricHttpCodeElb5xx({ period })],
+          ),
+          graph('Container response time (s)', [
+            s.metricTargetResponseTime({ period, statistic: 'p50' }),
+            s.metricTargetResponseTime({ period }),
+          ]),
+          graph(
+            'Task CPU and memory (%)',
+            [s.metricCpuUtilization({ period }), s.metricMemoryUtilization({ period })],
+            [s.metricUnhealthyHostCount({ period })],
+          ),
+          graph('Requests per task', [s.metricRequestCountPerTarget({ period })]),
+        );
+      }
       widgets.push(
-        graph(
-          'Lambda invocations, errors, throttles',
-          [fn.metricInvocations({ period })],
-          [fn.metricErrors({ period }), fn.metricThrottles({ period })],
-        ),
-        graph('Lambda duration (ms)', [
-          fn.metricDuration({ period, statistic: 'p50' }),
-          fn.metricDuration({ period }),
-        ]),
-        graph(
-          'Model run (ms) and rows per run',
-          [fn.metricInferenceLatency({ period, statistic: 'p50' }), fn.metricInferenceLatency({ period })],
-          [fn.metricBatchSize({ period })],
-        ),
-        graph('Concurrency', [fn.metricConcurrentExecutions({ period })]),
         new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8, height: 6 }),
       );
       this.dashboard.addWidgets(...widgets);

@@ -4,6 +4,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as cdk from 'aws-cdk-lib';
 import { InferenceApi } from '../../lib/inference-api';
 import { ModelMonitoring, type ModelMonitoringProps } from '../../lib/model-monitoring';
+import { OnnxContainerService } from '../../lib/onnx-container-service';
 import { OnnxFunction } from '../../lib/onnx-function';
 import { IRIS_DIR, template, testStack } from '../support/cdk';
 
@@ -20,7 +21,24 @@ function build(
   return { stack, monitoring, t: template(stack) };
 }
 
-type AlarmProps = { AlarmDescription: string; Threshold: number; MetricName?: string; Metrics?: unknown[] };
+/** The Fargate backend (a baked model) behind its API. */
+function buildContainer(props: Partial<ModelMonitoringProps> = {}) {
+  const stack = testStack();
+  const containerService = new OnnxContainerService(stack, 'Server', { bakedModelDir: IRIS_DIR });
+  const api = new InferenceApi(stack, 'Api', { backend: containerService.inferenceBackend() });
+  const monitoring = new ModelMonitoring(stack, 'Monitoring', { containerService, api, ...props });
+  return { stack, containerService, monitoring, t: template(stack) };
+}
+
+type AlarmProps = {
+  AlarmDescription: string;
+  Threshold: number;
+  MetricName?: string;
+  Namespace?: string;
+  ExtendedStatistic?: string;
+  Statistic?: string;
+  Metrics?: unknown[];
+};
 function alarms(t: ReturnType<typeof template>): AlarmProps[] {
   return Object.values(t.findResources('AWS::CloudWatch::Alarm')).map(
     (a) => (a as { Properties: AlarmProps }).Properties,
@@ -37,6 +55,8 @@ describe('ModelMonitoring', () => {
     const { t, monitoring } = build();
     expect(alarms(t)).toHaveLength(8);
     expect(monitoring.alarms).toHaveLength(8);
+    expect(monitoring.target5xxAlarm).toBeUndefined();
+    expect(monitoring.cpuAlarm).toBeUndefined();
     expect(alarm(t, 'Lambda errors').Threshold).toBe(1);
     expect(alarm(t, 'throttles').Threshold).toBe(1);
     expect(alarm(t, 'Lambda p99 duration').Threshold).toBe(1000);
@@ -131,6 +151,85 @@ describe('ModelMonitoring', () => {
     none.resourceCountIs('AWS::CloudWatch::Dashboard', 0);
   });
 
+  test('a container backend: alarms on task 5XX, response time, unhealthy tasks, CPU, memory, failed loads', () => {
+    const { t, monitoring, containerService } = buildContainer();
+    expect(alarms(t)).toHaveLength(9);
+    expect(monitoring.alarms).toHaveLength(9);
+    expect(JSON.stringify(alarm(t, 'container 5XX').Metrics)).toContain('100 * errors / requests');
+    expect(alarm(t, 'container 5XX').Threshold).toBe(1);
+    // the load balancer reports seconds
+    expect(alarm(t, 'container p99 response time at or above 1000 ms')).toMatchObject({
+      Threshold: 1,
+      MetricName: 'TargetResponseTime',
+      ExtendedStatistic: 'p99',
+    });
+    expect(alarm(t, 'failing the load balancer health check')).toMatchObject({
+      Threshold: 1,
+      MetricName: 'UnHealthyHostCount',
+      Statistic: 'Maximum',
+    });
+    expect(alarm(t, 'task CPU')).toMatchObject({ Threshold: 85, MetricName: 'CPUUtilization' });
+    expect(alarm(t, 'task memory')).toMatchObject({ Threshold: 85, MetricName: 'MemoryUtilization' });
+    expect(alarm(t, 'could not load the model')).toMatchObject({
+      Threshold: 1,
+      Namespace: 'ModelDeployKit',
+      MetricName: containerService.metricModelLoadFailures().metricName,
+    });
+    // the API alarms are the same as with a Lambda; the Lambda ones are not there
+    expect(alarm(t, 'API 5XX').Threshold).toBe(1);
+    expect(alarm(t, 'API p99 latency').Threshold).toBe(2000);
+    expect(monitoring.errorRateAlarm).toBeUndefined();
+    expect(monitoring.concurrencyAlarm).toBeUndefined();
+    expect(monitoring.target5xxAlarm).toBeDefined();
+    for (const a of alarms(t)) expect(a.AlarmDescription).toMatch(/^iris: /);
+  });
+
+  test('a container backend: thresholds are props', () => {
+    const { t } = buildContainer({
+      thresholds: {
+        target5xxRatePercent: 5,
+        p99TargetResponseTimeMs: 250,
+        unhealthyHosts: 2,
+        cpuUtilizationPercent: 90,
+        memoryUtilizationPercent: 75,
+        modelLoadFailures: 3,
+      },
+    });
+    expect(alarm(t, 'container 5XX').Threshold).toBe(5);
+    expect(alarm(t, 'container p99 response time at or above 250 ms').Threshold).toBe(0.25);
+    expect(alarm(t, 'failing the load balancer health check').Threshold).toBe(2);
+    expect(alarm(t, 'task CPU').Threshold).toBe(90);
+    expect(alarm(t, 'task memory').Threshold).toBe(75);
+    expect(alarm(t, 'could not load the model').Threshold).toBe(3);
+  });
+
+  test('a container backend: the dashboard graphs the load balancer and the tasks', () => {
+    const body = JSON.stringify(buildContainer().t.findResources('AWS::CloudWatch::Dashboard'));
+    for (const text of [
+      'API latency',
+      'Load balancer requests and 5XX',
+      'Container response time',
+      'Task CPU and memory',
+      'Requests per task',
+      'alarms',
+    ]) {
+      expect(body).toContain(text);
+    }
+    expect(body).not.toContain('Lambda duration');
+  });
+
+  test('exactly one backend: both or neither is refused', () => {
+    const stack = testStack();
+    const onnxFunction = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
+    const containerService = new OnnxContainerService(stack, 'Server', { bakedModelDir: IRIS_DIR });
+    expect(() => new ModelMonitoring(stack, 'Both', { onnxFunction, containerService })).toThrow(
+      /give exactly one of onnxFunction or containerService, got both/,
+    );
+    expect(() => new ModelMonitoring(stack, 'Neither', {})).toThrow(
+      /give exactly one of onnxFunction or containerService, got neither/,
+    );
+  });
+
   test.each<[string, Partial<ModelMonitoringProps>, RegExp]>([
     [
       'a negative threshold',
@@ -148,6 +247,16 @@ describe('ModelMonitoring', () => {
       /datapointsToAlarm must be an integer from 1 to evaluationPeriods \(2\), got 3/,
     ],
     ['zero periods', { evaluationPeriods: 0 }, /evaluationPeriods must be a positive integer, got 0/],
+    [
+      'a CPU threshold over 100%',
+      { thresholds: { cpuUtilizationPercent: 101 } },
+      /thresholds.cpuUtilizationPercent is a percentage, at most 100, got 101/,
+    ],
+    [
+      'a zero response time',
+      { thresholds: { p99TargetResponseTimeMs: 0 } },
+      /thresholds.p99TargetResponseTimeMs must be a positive number, got 0/,
+    ],
   ])('%s is refused with a message naming it', (_name, props, message) => {
     const stack: cdk.Stack = testStack();
     const onnxFunction = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
