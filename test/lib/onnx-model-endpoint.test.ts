@@ -7,8 +7,15 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { ApiAuthorization } from '../../lib/inference-api';
-import { ModelDelivery, OnnxModelEndpoint } from '../../lib/onnx-model-endpoint';
-import { IRIS_DIR, template, testStack } from '../support/cdk';
+import { ModelDelivery, OnnxModelEndpoint, ServingBackend } from '../../lib/onnx-model-endpoint';
+import { IRIS_DIR, onlyResource, template, testStack } from '../support/cdk';
+
+function containerEnv(t: ReturnType<typeof template>): Record<string, unknown> {
+  const defs = onlyResource(t, 'AWS::ECS::TaskDefinition').props.ContainerDefinitions as {
+    Environment: { Name: string; Value: unknown }[];
+  }[];
+  return Object.fromEntries((defs[0]?.Environment ?? []).map((e) => [e.Name, e.Value]));
+}
 
 describe('OnnxModelEndpoint', () => {
   test('one `new` gives bucket, model version, function, authenticated API and alarms', () => {
@@ -32,7 +39,10 @@ describe('OnnxModelEndpoint', () => {
     expect(endpoint.modelName).toBe('iris');
     expect(endpoint.artifact?.version).toBe('1.0.0');
     expect(endpoint.modelBucket?.bucket).toBeDefined();
-    expect(endpoint.onnxFunction.alias.aliasName).toBe('live');
+    expect(endpoint.onnxFunction?.alias.aliasName).toBe('live');
+    expect(endpoint.backend).toBe(ServingBackend.LAMBDA);
+    expect(endpoint.containerService).toBeUndefined();
+    t.resourceCountIs('AWS::ECS::Service', 0);
     expect(endpoint.monitoring.alarms).toHaveLength(8);
     expect(JSON.stringify(stack.resolve(endpoint.inferUrl))).toContain('v2/models/iris/infer');
   });
@@ -87,7 +97,7 @@ describe('OnnxModelEndpoint', () => {
     t.resourceCountIs('Custom::ModelVersion', 0);
     t.resourceCountIs('AWS::Lambda::Function', 1);
     expect(endpoint.modelBucket).toBeUndefined();
-    expect(endpoint.onnxFunction.modelUri).toBe('/var/task/model');
+    expect(endpoint.onnxFunction?.modelUri).toBe('/var/task/model');
   });
 
   test('a custom integration replaces the Lambda proxy', () => {
@@ -101,6 +111,72 @@ describe('OnnxModelEndpoint', () => {
     const methods = JSON.stringify(template(stack).findResources('AWS::ApiGateway::Method'));
     expect(methods).toContain('HTTP_PROXY');
     expect(methods).not.toContain('AWS_PROXY');
+  });
+
+  test('the container backend: a Fargate service pulls the version, behind the same API, no inference Lambda', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      backend: ServingBackend.CONTAINER,
+    });
+    const t = template(stack);
+    expect(endpoint.backend).toBe(ServingBackend.CONTAINER);
+    expect(endpoint.onnxFunction).toBeUndefined();
+    expect(endpoint.containerService?.modelName).toBe('iris');
+    expect(endpoint.modelName).toBe('iris');
+    t.resourceCountIs('AWS::ECS::Service', 1);
+    t.resourceCountIs('Custom::ModelVersion', 1);
+    // the one function left is the model publisher
+    t.resourceCountIs('AWS::Lambda::Function', 1);
+    t.resourceCountIs('AWS::Lambda::Alias', 0);
+    const env = containerEnv(t);
+    expect(env.MODEL_URI).toEqual(stack.resolve(endpoint.artifact?.s3Uri));
+    // API Gateway puts the stage in front of the path it sends through the VPC link
+    expect(env.PATH_PREFIX).toBe('/api');
+    const methods = Object.values(t.findResources('AWS::ApiGateway::Method')).map(
+      (m) =>
+        (m as { Properties: { AuthorizationType: string; Integration: Record<string, unknown> } }).Properties,
+    );
+    expect(methods).toHaveLength(9);
+    for (const m of methods) {
+      expect(m.AuthorizationType).toBe('AWS_IAM');
+      expect(m.Integration).toMatchObject({ Type: 'HTTP_PROXY', ConnectionType: 'VPC_LINK' });
+    }
+    expect(endpoint.monitoring.alarms).toHaveLength(9);
+    expect(endpoint.monitoring.unhealthyHostsAlarm).toBeDefined();
+    expect(JSON.stringify(stack.resolve(endpoint.inferUrl))).toContain('v2/models/iris/infer');
+  });
+
+  test('the container backend: containerProps reach the service; the stage name becomes its path prefix', () => {
+    const stack = testStack();
+    new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      backend: ServingBackend.CONTAINER,
+      containerProps: { cpu: 2048, memoryLimitMiB: 4096, batching: { maxBatchSize: 8, maxLatencyMs: 2 } },
+      apiProps: { stageName: 'v1' },
+    });
+    const t = template(stack);
+    expect(onlyResource(t, 'AWS::ECS::TaskDefinition').props).toMatchObject({ Cpu: '2048', Memory: '4096' });
+    expect(containerEnv(t)).toMatchObject({
+      PATH_PREFIX: '/v1',
+      BATCH_MAX_SIZE: '8',
+      BATCH_MAX_LATENCY_MS: '2',
+    });
+  });
+
+  test('the container backend with a bundled model bakes it into the image: no bucket, no MODEL_URI', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      backend: ServingBackend.CONTAINER,
+      delivery: ModelDelivery.BUNDLED,
+    });
+    const t = template(stack);
+    t.resourceCountIs('Custom::ModelVersion', 0);
+    t.resourceCountIs('AWS::Lambda::Function', 0);
+    expect(endpoint.modelBucket).toBeUndefined();
+    expect(containerEnv(t).MODEL_URI).toBeUndefined();
+    expect(endpoint.containerService?.modelUri).toBe('/opt/ml/model');
   });
 
   test('the version lock file reaches the artifact', () => {
@@ -140,6 +216,30 @@ describe('OnnxModelEndpoint', () => {
         }),
     ).toThrow(
       /existingBucket, bucketProps and versionLockFile apply to S3 delivery, but delivery is BUNDLED/,
+    );
+  });
+  test.each<[string, Partial<ConstructorParameters<typeof OnnxModelEndpoint>[2]>, RegExp]>([
+    [
+      'function props with the container backend',
+      { backend: ServingBackend.CONTAINER, functionProps: { memorySize: 4096 } },
+      /functionProps and integration apply to the LAMBDA backend, but backend is CONTAINER/,
+    ],
+    [
+      'an integration with the container backend',
+      {
+        backend: ServingBackend.CONTAINER,
+        integration: new apigw.HttpIntegration('http://10.0.0.1:8080/{proxy}', { proxy: true }),
+      },
+      /functionProps and integration apply to the LAMBDA backend, but backend is CONTAINER/,
+    ],
+    [
+      'container props with the Lambda backend',
+      { containerProps: { cpu: 2048, memoryLimitMiB: 4096 } },
+      /containerProps apply to the CONTAINER backend, but backend is LAMBDA/,
+    ],
+  ])('%s is refused', (_name, props, message) => {
+    expect(() => new OnnxModelEndpoint(testStack(), 'Iris', { modelDir: IRIS_DIR, ...props })).toThrow(
+      message,
     );
   });
 });

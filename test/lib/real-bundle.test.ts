@@ -136,13 +136,15 @@ describe('the real bundle', () => {
       modelDir: IRIS,
       functionProps: { architecture: lambda.Architecture.X86_64 },
     });
+    const onnxFunction = endpoint.onnxFunction;
+    if (!onnxFunction) throw new Error('the LAMBDA backend creates a function');
     const assembly = app.synth();
 
     const artifact = assembly.getStackByName(stack.stackName);
     const template = artifact.template as {
       Resources: Record<string, { Properties: Record<string, unknown> }>;
     };
-    const fnId = stack.getLogicalId(endpoint.onnxFunction.function.node.defaultChild as lambda.CfnFunction);
+    const fnId = stack.getLogicalId(onnxFunction.function.node.defaultChild as lambda.CfnFunction);
     const bucketId = stack.getLogicalId(endpoint.modelBucket?.bucket.node.defaultChild as s3.CfnBucket);
     const props = template.Resources[fnId]?.Properties as {
       Code: { S3Key: string };
@@ -168,7 +170,7 @@ describe('the real bundle', () => {
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(props.MemorySize),
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     });
-    statsBytes = endpoint.onnxFunction.bundleStats?.totalBytes;
+    statsBytes = onnxFunction.bundleStats?.totalBytes;
 
     moto = await startMoto();
     const s3client = motoS3Client(moto.endpoint);
