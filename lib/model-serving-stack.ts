@@ -1,7 +1,7 @@
 import * as cdk from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { StageConfig } from './config/types';
-import { OnnxModelEndpoint } from './onnx-model-endpoint';
+import { OnnxModelEndpoint, ServingBackend } from './onnx-model-endpoint';
 
 /** What a stage serves, and how: shared by ModelServingStack and ServingStage. */
 export interface ServingOptions {
@@ -22,18 +22,43 @@ export class ModelServingStack extends cdk.Stack {
   constructor(scope: Construct, id: string, props: ModelServingStackProps) {
     super(scope, id, props);
     const c = props.config;
+    const backend = c.backend ?? ServingBackend.LAMBDA;
+    if (backend === ServingBackend.CONTAINER && !c.container) {
+      throw new Error(
+        `ModelServingStack ${this.node.path}: stage ${c.stageName} runs the CONTAINER backend but its config has no container settings`,
+      );
+    }
     this.endpoint = new OnnxModelEndpoint(this, 'Endpoint', {
       modelDir: props.modelDir,
       versionLockFile: props.versionLockFile,
       bucketProps: { removalPolicy: c.removalPolicy, autoDeleteObjects: c.autoDeleteObjects },
-      functionProps: {
-        memorySize: c.function.memorySize,
-        reservedConcurrentExecutions: c.function.reservedConcurrency,
-        provisionedConcurrentExecutions: c.function.provisionedConcurrency,
-        logLevel: c.function.logLevel,
-        tracing: c.function.tracing ? cdk.aws_lambda.Tracing.ACTIVE : cdk.aws_lambda.Tracing.DISABLED,
-        logRetention: c.logRetention,
-      },
+      backend,
+      functionProps:
+        backend === ServingBackend.LAMBDA
+          ? {
+              memorySize: c.function.memorySize,
+              reservedConcurrentExecutions: c.function.reservedConcurrency,
+              provisionedConcurrentExecutions: c.function.provisionedConcurrency,
+              logLevel: c.function.logLevel,
+              tracing: c.function.tracing ? cdk.aws_lambda.Tracing.ACTIVE : cdk.aws_lambda.Tracing.DISABLED,
+              logRetention: c.logRetention,
+            }
+          : undefined,
+      containerProps:
+        backend === ServingBackend.CONTAINER && c.container
+          ? {
+              cpu: c.container.cpu,
+              memoryLimitMiB: c.container.memoryLimitMiB,
+              minCapacity: c.container.minCapacity,
+              maxCapacity: c.container.maxCapacity,
+              targetCpuPercent: c.container.targetCpuPercent,
+              requestsPerTarget: c.container.requestsPerTarget,
+              batching: c.container.batching,
+              logLevel: c.container.logLevel,
+              logRetention: c.logRetention,
+              accessLogs: { removalPolicy: c.removalPolicy, autoDeleteObjects: c.autoDeleteObjects },
+            }
+          : undefined,
       apiProps: {
         authorization: c.api.authorization,
         throttle: c.api.throttle,

@@ -1,11 +1,13 @@
 import * as cdk from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { ApiAuthorization } from '../inference-api';
+import { ServingBackend } from '../onnx-model-endpoint';
 import type { StageConfig } from './types';
 
 /** Cheap and disposable: no warm instances, loose alarms, everything deleted with the stack. */
 export const devConfig: StageConfig = {
   stageName: 'dev',
+  backend: ServingBackend.LAMBDA,
   function: { memorySize: 1024, provisionedConcurrency: 0, logLevel: 'DEBUG', tracing: false },
   api: { authorization: ApiAuthorization.API_KEY, throttle: { rateLimit: 20, burstLimit: 40 }, waf: false },
   alarms: {
@@ -14,6 +16,10 @@ export const devConfig: StageConfig = {
     api5xxRatePercent: 5,
     api4xxRatePercent: 50,
     p99LatencyMs: 5000,
+    target5xxRatePercent: 5,
+    p99TargetResponseTimeMs: 3000,
+    cpuUtilizationPercent: 90,
+    memoryUtilizationPercent: 90,
   },
   logRetention: logs.RetentionDays.ONE_WEEK,
   removalPolicy: cdk.RemovalPolicy.DESTROY,

@@ -1,11 +1,27 @@
 import * as cdk from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { ApiAuthorization } from '../inference-api';
+import { ServingBackend } from '../onnx-model-endpoint';
 import type { StageConfig } from './types';
 
-/** Warm, capped, watched closely, and nothing is deleted with the stack. */
+/**
+ * A Fargate service that never scales below two tasks, batches under load, is watched closely, and
+ * nothing is deleted with the stack.
+ */
 export const prodConfig: StageConfig = {
   stageName: 'prod',
+  backend: ServingBackend.CONTAINER,
+  container: {
+    cpu: 1024,
+    memoryLimitMiB: 2048,
+    minCapacity: 2,
+    maxCapacity: 10,
+    targetCpuPercent: 60,
+    requestsPerTarget: 3000,
+    batching: { maxBatchSize: 32, maxLatencyMs: 5 },
+    logLevel: 'INFO',
+  },
+  // Unused while backend is CONTAINER: going back to Lambda is one line.
   function: {
     memorySize: 2048,
     reservedConcurrency: 200,
@@ -21,6 +37,11 @@ export const prodConfig: StageConfig = {
     api4xxRatePercent: 10,
     p99LatencyMs: 2000,
     concurrencyPercent: 80,
+    target5xxRatePercent: 1,
+    p99TargetResponseTimeMs: 1000,
+    unhealthyHosts: 1,
+    cpuUtilizationPercent: 85,
+    memoryUtilizationPercent: 85,
   },
   logRetention: logs.RetentionDays.SIX_MONTHS,
   removalPolicy: cdk.RemovalPolicy.RETAIN,

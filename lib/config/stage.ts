@@ -1,11 +1,13 @@
 import * as cdk from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { ApiAuthorization } from '../inference-api';
+import { ServingBackend } from '../onnx-model-endpoint';
 import type { StageConfig } from './types';
 
 /** Shaped like prod, so the smoke tests and alarms CI relies on are the real ones. */
 export const stageConfig: StageConfig = {
   stageName: 'stage',
+  backend: ServingBackend.LAMBDA,
   function: {
     memorySize: 2048,
     reservedConcurrency: 50,
@@ -20,6 +22,10 @@ export const stageConfig: StageConfig = {
     api5xxRatePercent: 2,
     api4xxRatePercent: 20,
     p99LatencyMs: 3000,
+    target5xxRatePercent: 2,
+    p99TargetResponseTimeMs: 1500,
+    cpuUtilizationPercent: 85,
+    memoryUtilizationPercent: 85,
   },
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: cdk.RemovalPolicy.DESTROY,

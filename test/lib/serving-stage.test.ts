@@ -3,11 +3,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { STAGES, type StageName } from '../../lib/config';
+import { ModelServingStack } from '../../lib/model-serving-stack';
+import { ServingBackend } from '../../lib/onnx-model-endpoint';
 import { ServingStage } from '../../lib/serving-stage';
 import { IRIS_DIR, TEST_ENV } from '../support/cdk';
 
@@ -64,25 +66,89 @@ describe('ServingStage and ModelServingStack', () => {
     t.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 1024 });
   });
 
-  test('prod retains its data, keeps warm instances, caps concurrency, and sits behind IAM and WAF', () => {
-    const t = templates.prod;
-    t.resourceCountIs('AWS::ApiGateway::ApiKey', 0);
-    for (const m of Object.values(t.findResources('AWS::ApiGateway::Method'))) {
-      expect((m as { Properties: { AuthorizationType: string } }).Properties.AuthorizationType).toBe(
-        'AWS_IAM',
-      );
+  test('dev and stage run the Lambda backend, prod the container', () => {
+    expect(STAGES.dev.backend).toBe(ServingBackend.LAMBDA);
+    expect(STAGES.stage.backend).toBe(ServingBackend.LAMBDA);
+    expect(STAGES.prod.backend).toBe(ServingBackend.CONTAINER);
+    for (const name of ['dev', 'stage'] as const) {
+      templates[name].resourceCountIs('AWS::ECS::Service', 0);
+      templates[name].resourceCountIs('AWS::Lambda::Alias', 1);
     }
-    t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
-    t.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
-    t.hasResourceProperties('AWS::Lambda::Alias', {
-      ProvisionedConcurrencyConfig: { ProvisionedConcurrentExecutions: 2 },
-    });
+    templates.prod.resourceCountIs('AWS::ECS::Service', 1);
+    // the one function left in prod is the model publisher
+    templates.prod.resourceCountIs('AWS::Lambda::Function', 1);
+    templates.prod.resourceCountIs('AWS::Lambda::Alias', 0);
+    expect(stages.prod.servingStack.endpoint.onnxFunction).toBeUndefined();
+  });
+
+  test('stage is shaped like prod on Lambda: capped, traced, behind IAM and WAF', () => {
+    const t = templates.stage;
     t.hasResourceProperties('AWS::Lambda::Function', {
-      ReservedConcurrentExecutions: 200,
+      ReservedConcurrentExecutions: 50,
       TracingConfig: { Mode: 'Active' },
     });
     t.resourceCountIs('AWS::WAFv2::WebACL', 1);
+    t.resourceCountIs('AWS::ApiGateway::ApiKey', 0);
+  });
+
+  test('prod retains its data, runs two to ten batching tasks, and sits behind IAM and WAF', () => {
+    const t = templates.prod;
+    t.resourceCountIs('AWS::ApiGateway::ApiKey', 0);
+    for (const m of Object.values(t.findResources('AWS::ApiGateway::Method'))) {
+      const p = (m as { Properties: { AuthorizationType: string; Integration: Record<string, unknown> } })
+        .Properties;
+      expect(p.AuthorizationType).toBe('AWS_IAM');
+      expect(p.Integration).toMatchObject({ Type: 'HTTP_PROXY', ConnectionType: 'VPC_LINK' });
+    }
+    t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
+    for (const b of Object.values(t.findResources('AWS::S3::Bucket'))) {
+      expect((b as { DeletionPolicy: string }).DeletionPolicy).toBe('Retain');
+    }
+    t.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
+    t.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      Cpu: '1024',
+      Memory: '2048',
+      RuntimePlatform: { CpuArchitecture: 'ARM64', OperatingSystemFamily: 'LINUX' },
+    });
+    t.hasResourceProperties('AWS::ECS::Service', {
+      DesiredCount: 2,
+      DeploymentConfiguration: Match.objectLike({
+        DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+      }),
+    });
+    t.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      MinCapacity: 2,
+      MaxCapacity: 10,
+    });
+    const defs = JSON.stringify(t.findResources('AWS::ECS::TaskDefinition'));
+    expect(defs).toContain('{"Name":"BATCH_MAX_SIZE","Value":"32"}');
+    expect(defs).toContain('{"Name":"PATH_PREFIX","Value":"/api"}');
+    expect(defs).toContain('{"Name":"LOG_LEVEL","Value":"INFO"}');
+    t.resourceCountIs('AWS::WAFv2::WebACL', 1);
+    for (const g of Object.values(t.findResources('AWS::Logs::LogGroup'))) {
+      const retention = (g as { Properties: { RetentionInDays: number } }).Properties.RetentionInDays;
+      // the model publisher keeps a year; everything else the stage's six months
+      expect([180, 365]).toContain(retention);
+    }
     t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 180 });
+    const alarms = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => (a as { Properties: { AlarmDescription: string } }).Properties.AlarmDescription,
+    );
+    expect(alarms).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('container 5XX at or above 1%'),
+        expect.stringContaining('container p99 response time at or above 1000 ms'),
+        expect.stringContaining('task CPU at or above 85%'),
+      ]),
+    );
+  });
+
+  test('a CONTAINER stage without container settings is refused', () => {
+    const app = new cdk.App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const config = { ...STAGES.dev, backend: ServingBackend.CONTAINER };
+    expect(
+      () => new ModelServingStack(app, 'Serving', { env: TEST_ENV, config, modelDir: IRIS_DIR }),
+    ).toThrow(/stage dev runs the CONTAINER backend but its config has no container settings/);
   });
 
   test('every stage outputs its infer URL and model URI', () => {
@@ -108,11 +174,20 @@ describe('ServingStage and ModelServingStack', () => {
           'DashboardName',
           'RoleName',
           'LogGroupName',
+          'ClusterName',
         ]) {
           // a reference to another resource is fine; a literal name is not
           const literal = typeof p[key] === 'string' ? p[key] : undefined;
           expect({ id, [key]: literal }).toEqual({ id, [key]: undefined });
         }
+        // (a VPC endpoint's ServiceName is the AWS service it reaches, not a name)
+        const named: Record<string, string> = {
+          'AWS::ECS::Service': 'ServiceName',
+          'AWS::ElasticLoadBalancingV2::LoadBalancer': 'Name',
+          'AWS::ElasticLoadBalancingV2::TargetGroup': 'Name',
+        };
+        const key = named[r.Type];
+        if (key) expect({ id, [key]: p[key] }).toEqual({ id, [key]: undefined });
       }
     }
   });
