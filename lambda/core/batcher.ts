@@ -9,14 +9,15 @@ import { InferenceError } from './errors';
 import type { OnnxModel, TensorIO } from './model';
 
 export interface BatchingOptions {
-  /** Most rows joined into one run. @default 64 */
-  readonly maxRows?: number;
+  /** Most rows joined into one run; a batch this full runs at once. @default 64 */
+  readonly maxBatchSize?: number;
   /**
-   * How long the first request waits for others. 0 joins only the requests
-   * already parsed in the same turn of the event loop, which adds no latency.
+   * How long the first request of a batch waits for others. 0 joins only the
+   * requests already parsed in the same turn of the event loop, which adds no
+   * latency: while one run holds the thread, the next batch gathers anyway.
    * @default 0
    */
-  readonly maxDelayMs?: number;
+  readonly maxLatencyMs?: number;
 }
 
 export interface BatchingStats {
@@ -24,6 +25,9 @@ export interface BatchingStats {
   runs: number;
   /** Requests served by those runs. */
   requests: number;
+  /** Runs that joined two or more requests, and the milliseconds they took in all. */
+  joinedRuns: number;
+  joinedRunMs: number;
 }
 
 type Result = ort.InferenceSession.ReturnType;
@@ -73,25 +77,27 @@ function slice(t: ort.Tensor, total: number, from: number, rows: number): ort.Te
 }
 
 export class DynamicBatcher {
-  readonly stats: BatchingStats = { runs: 0, requests: 0 };
+  readonly stats: BatchingStats = { runs: 0, requests: 0, joinedRuns: 0, joinedRunMs: 0 };
   /** Joining needs every input to have a dynamic first dimension. */
   readonly enabled: boolean;
   private readonly maxRows: number;
   private readonly maxDelayMs: number;
   private readonly inputs: readonly string[];
   private queue: Pending[] = [];
+  private queuedRows = 0;
+  private cancelFlush: (() => void) | undefined;
 
   constructor(
     private readonly model: OnnxModel,
     options: BatchingOptions = {},
   ) {
-    this.maxRows = options.maxRows ?? 64;
-    this.maxDelayMs = options.maxDelayMs ?? 0;
+    this.maxRows = options.maxBatchSize ?? 64;
+    this.maxDelayMs = options.maxLatencyMs ?? 0;
     if (!Number.isSafeInteger(this.maxRows) || this.maxRows < 1) {
-      throw new Error(`batching maxRows must be a positive integer, got ${this.maxRows}`);
+      throw new Error(`batching maxBatchSize must be a positive integer, got ${this.maxRows}`);
     }
-    if (!(this.maxDelayMs >= 0))
-      throw new Error(`batching maxDelayMs must be 0 or more, got ${this.maxDelayMs}`);
+    if (!(this.maxDelayMs >= 0 && this.maxDelayMs <= 60_000))
+      throw new Error(`batching maxLatencyMs must be between 0 and 60000, got ${this.maxDelayMs}`);
     const tensors = model.inputs.filter((i): i is TensorIO => i.tensor);
     this.inputs = tensors.map((i) => i.name);
     this.enabled =
@@ -110,9 +116,17 @@ export class DynamicBatcher {
     ].join('|');
     return new Promise((resolve, reject) => {
       this.queue.push({ feeds, fetches, rows, key, resolve, reject });
-      if (this.queue.length === 1) {
-        if (this.maxDelayMs > 0) setTimeout(() => this.flush(), this.maxDelayMs);
-        else setImmediate(() => this.flush());
+      this.queuedRows += rows;
+      // A full batch waits for nothing; otherwise the first request starts the clock.
+      if (this.queuedRows >= this.maxRows) this.flush();
+      else if (this.queue.length === 1) {
+        if (this.maxDelayMs > 0) {
+          const t = setTimeout(() => this.flush(), this.maxDelayMs);
+          this.cancelFlush = () => clearTimeout(t);
+        } else {
+          const i = setImmediate(() => this.flush());
+          this.cancelFlush = () => clearImmediate(i);
+        }
       }
     });
   }
@@ -124,8 +138,12 @@ export class DynamicBatcher {
   }
 
   private flush(): void {
+    this.cancelFlush?.();
+    this.cancelFlush = undefined;
     const pending = this.queue;
     this.queue = [];
+    this.queuedRows = 0;
+    if (pending.length === 0) return;
     const groups: Pending[][] = [];
     const rowsIn = new Map<Pending[], number>();
     for (const p of pending) {
@@ -160,7 +178,10 @@ export class DynamicBatcher {
         ]),
       );
       this.stats.runs++;
+      const started = performance.now();
       joined = await this.model.run(feeds, first.fetches);
+      this.stats.joinedRuns++;
+      this.stats.joinedRunMs += performance.now() - started;
     } catch (err) {
       // One bad request must not fail the others: run each on its own to find it.
       if (!(err instanceof InferenceError)) {

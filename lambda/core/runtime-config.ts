@@ -49,3 +49,66 @@ export function runtimeConfigFromEnv(
     intraOpNumThreads: positiveInt(env, 'ORT_INTRA_OP_THREADS'),
   };
 }
+
+/** Where a SageMaker endpoint puts the model, and where the image bakes one in. */
+export const CONTAINER_MODEL_DIR = '/opt/ml/model';
+
+export type ServerLogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+/** What the container's server is told through its environment, on top of RuntimeConfig. */
+export interface ServerConfig extends RuntimeConfig {
+  /** PORT @default 8080 (SageMaker's) */
+  readonly port: number;
+  /** HOST @default '0.0.0.0': a container must answer from outside itself */
+  readonly host: string;
+  /** BATCH_MAX_SIZE (2 or more turns batching on) and BATCH_MAX_LATENCY_MS. @default - off */
+  readonly batching?: { readonly maxBatchSize: number; readonly maxLatencyMs: number };
+  /** MAX_QUEUE: requests in flight before a 503 with Retry-After. @default 256 */
+  readonly maxInFlight: number;
+  /** DRAIN_TIMEOUT_MS: how long SIGTERM waits for in-flight requests. @default 25000, under ECS's 30 s stop timeout */
+  readonly drainTimeoutMs: number;
+  /** PATH_PREFIX, e.g. `/prod`, stripped from request paths. @default - none */
+  readonly pathPrefix?: string;
+  /** LOG_LEVEL @default 'INFO' */
+  readonly logLevel: ServerLogLevel;
+}
+
+function nonNegativeInt(env: Readonly<Record<string, string | undefined>>, key: string): number | undefined {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`${key} must be 0 or a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export function serverConfigFromEnv(env: Readonly<Record<string, string | undefined>>): ServerConfig {
+  const base = runtimeConfigFromEnv({ ...env, MODEL_URI: env.MODEL_URI || CONTAINER_MODEL_DIR });
+  const port = nonNegativeInt(env, 'PORT') ?? 8080;
+  if (port > 65535) throw new Error(`PORT must be at most 65535, got ${port}`);
+  const maxBatchSize = nonNegativeInt(env, 'BATCH_MAX_SIZE') ?? 0;
+  const maxLatencyMs = nonNegativeInt(env, 'BATCH_MAX_LATENCY_MS') ?? 0;
+  if (maxLatencyMs > 60_000)
+    throw new Error(`BATCH_MAX_LATENCY_MS must be at most 60000, got ${maxLatencyMs}`);
+  if (maxBatchSize < 2 && env.BATCH_MAX_LATENCY_MS) {
+    throw new Error(
+      'BATCH_MAX_LATENCY_MS is set but batching is off: set BATCH_MAX_SIZE to 2 or more as well',
+    );
+  }
+  const logLevel = (env.LOG_LEVEL || 'INFO').toUpperCase();
+  if (!['DEBUG', 'INFO', 'WARN', 'ERROR'].includes(logLevel)) {
+    throw new Error(
+      `LOG_LEVEL must be one of DEBUG, INFO, WARN, ERROR, got ${JSON.stringify(env.LOG_LEVEL)}`,
+    );
+  }
+  return {
+    ...base,
+    port,
+    host: env.HOST || '0.0.0.0',
+    batching: maxBatchSize >= 2 ? { maxBatchSize, maxLatencyMs } : undefined,
+    maxInFlight: positiveInt(env, 'MAX_QUEUE') ?? 256,
+    drainTimeoutMs: nonNegativeInt(env, 'DRAIN_TIMEOUT_MS') ?? 25_000,
+    pathPrefix: env.PATH_PREFIX || undefined,
+    logLevel: logLevel as ServerLogLevel,
+  };
+}

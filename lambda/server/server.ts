@@ -22,18 +22,54 @@ export interface ServerOptions {
   readonly host?: string;
   /** One call per request; never given bodies. @default - no access log */
   readonly accessLog?: (entry: AccessLogEntry) => void;
+  /** Called with each request body read, for LOG_PAYLOADS. @default - bodies are never logged */
+  readonly payloadLog?: (path: string, body: Buffer) => void;
   /** How long an idle keep-alive connection stays open. @default 65 s, above common load balancer idle timeouts */
   readonly keepAliveTimeoutMs?: number;
   /** How long shutdown waits for in-flight requests before closing connections. @default 10 s */
   readonly drainTimeoutMs?: number;
+  /**
+   * Requests in flight (reading, queued, running or answering) before new ones get a 503 with
+   * Retry-After. Bounds memory at about this many request bodies. Health checks are never refused.
+   * @default 256
+   */
+  readonly maxInFlight?: number;
+  /**
+   * A leading path such as `/prod` to strip: API Gateway private integrations may send the stage in
+   * the path. Paths without it are served as they are.
+   * @default - none
+   */
+  readonly pathPrefix?: string;
 }
 
 export interface RunningServer {
   readonly server: http.Server;
   readonly url: string;
   readonly port: number;
-  /** Stops accepting, lets in-flight requests finish (up to the drain timeout), then closes. */
+  /** Requests accepted and not yet answered. */
+  inFlight(): number;
+  /**
+   * Stops accepting, answers readiness checks with 503 so load balancers move on, lets in-flight
+   * requests finish (up to the drain timeout), then closes.
+   */
   close(): Promise<void>;
+}
+
+/** Routes that report health: always answered, never counted against the in-flight bound. */
+const HEALTH_PATHS = new Set(['/v2/health/live', '/v2/health/ready', '/ping']);
+const READINESS_PATHS = new Set(['/v2/health/ready', '/ping']);
+
+/** Retry-After, in seconds, on a 503 for a full server: one batch or two usually clears it. */
+const RETRY_AFTER_S = 1;
+
+function checkPathPrefix(prefix: string | undefined): string | undefined {
+  if (prefix === undefined || prefix === '' || prefix === '/') return undefined;
+  if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(prefix)) {
+    throw new Error(
+      `pathPrefix must look like /stage (letters, digits, '.', '_', '~', '-'), got ${JSON.stringify(prefix)}`,
+    );
+  }
+  return prefix;
 }
 
 class BodyTooLarge extends Error {}
@@ -72,14 +108,22 @@ function send(res: http.ServerResponse, out: HttpResponse, close: boolean): numb
   return body.length;
 }
 
+const JSON_TYPE = { 'content-type': 'application/json' };
+
 export function startServer(service: InferenceService, options: ServerOptions = {}): Promise<RunningServer> {
   const limit = service.limits.maxPayloadBytes;
+  const maxInFlight = options.maxInFlight ?? 256;
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1)
+    throw new Error(`maxInFlight must be a positive integer, got ${maxInFlight}`);
+  const prefix = checkPathPrefix(options.pathPrefix);
   let draining = false;
+  let inFlight = 0;
 
   const server = http.createServer((req, res) => {
     const started = performance.now();
     const method = req.method ?? 'GET';
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    let path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (prefix && (path === prefix || path.startsWith(`${prefix}/`))) path = path.slice(prefix.length) || '/';
     const log = (status: number, bytes: number) =>
       options.accessLog?.({
         method,
@@ -89,8 +133,36 @@ export function startServer(service: InferenceService, options: ServerOptions = 
         ms: Math.round((performance.now() - started) * 1000) / 1000,
       });
 
+    if (HEALTH_PATHS.has(path)) {
+      if (draining && READINESS_PATHS.has(path)) {
+        req.resume();
+        const body = JSON.stringify({ ready: false, error: 'the server is shutting down' });
+        log(503, send(res, { status: 503, headers: JSON_TYPE, body }, true));
+        return;
+      }
+    } else if (inFlight >= maxInFlight) {
+      // Refused before its body is read: a full server holds no more than maxInFlight bodies.
+      req.resume();
+      const body = JSON.stringify({
+        error: `the server is at its limit of ${maxInFlight} requests in flight; retry after ${RETRY_AFTER_S} s or add capacity`,
+      });
+      log(
+        503,
+        send(
+          res,
+          { status: 503, headers: { ...JSON_TYPE, 'retry-after': String(RETRY_AFTER_S) }, body },
+          draining,
+        ),
+      );
+      return;
+    } else {
+      inFlight++;
+      res.once('close', () => inFlight--);
+    }
+
     readBody(req, limit)
       .then(async (body) => {
+        options.payloadLog?.(path, body);
         const headers: Record<string, string | undefined> = {};
         for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
         const out = await service.handle({ method, path, headers, body });
@@ -105,7 +177,7 @@ export function startServer(service: InferenceService, options: ServerOptions = 
           : 'the request body could not be read';
         // The rest of an oversized body is not read, so this connection cannot be reused.
         const body = JSON.stringify({ error });
-        log(status, send(res, { status, headers: { 'content-type': 'application/json' }, body }, true));
+        log(status, send(res, { status, headers: JSON_TYPE, body }, true));
       });
   });
   server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 65_000;
@@ -128,7 +200,13 @@ export function startServer(service: InferenceService, options: ServerOptions = 
       server.off('error', reject);
       const addr = server.address() as AddressInfo;
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      resolve({ server, url: `http://${host}:${addr.port}`, port: addr.port, close });
+      resolve({
+        server,
+        url: `http://${host}:${addr.port}`,
+        port: addr.port,
+        inFlight: () => inFlight,
+        close,
+      });
     });
   });
 }

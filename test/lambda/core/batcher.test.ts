@@ -16,6 +16,10 @@ ort.env.logLevel = 'fatal';
 const f32 = (rows: number[][]) =>
   new ort.Tensor('float32', Float32Array.from(rows.flat()), [rows.length, rows[0]?.length ?? 0]);
 
+/** addMul feeds: `a` as given, `b` all ones, so `sum` is each value plus one. */
+const ab = (rows: number[][]) => ({ a: f32(rows), b: f32(rows.map((r) => r.map(() => 1))) });
+const SUM = ['sum'];
+
 async function open(bytes: Uint8Array): Promise<OnnxModel> {
   return OnnxModel.create(bytes, { name: 'm', version: '1', session: { intraOpNumThreads: 1 } });
 }
@@ -23,7 +27,7 @@ async function open(bytes: Uint8Array): Promise<OnnxModel> {
 describe('DynamicBatcher', () => {
   it('joins requests made in the same turn into one run, and each gets exactly its own rows', async () => {
     const model = await open(addMulModel().bytes);
-    const batcher = new DynamicBatcher(model, { maxRows: 64 });
+    const batcher = new DynamicBatcher(model, { maxBatchSize: 64 });
     const requests = [
       [[[1, 2, 3]], [[1, 1, 1]]],
       [
@@ -43,7 +47,7 @@ describe('DynamicBatcher', () => {
         batcher.run({ a: f32(a as number[][]), b: f32(b as number[][]) }, ['sum', 'product']),
       ),
     );
-    expect(batcher.stats).toEqual({ runs: 1, requests: 3 });
+    expect(batcher.stats).toMatchObject({ runs: 1, requests: 3 });
     for (const [i, [a, b]] of requests.entries()) {
       const direct = await model.run({ a: f32(a as number[][]), b: f32(b as number[][]) }, [
         'sum',
@@ -73,7 +77,7 @@ describe('DynamicBatcher', () => {
       batcher.run(req([1, 2], [true, false], ['a', 'b']), fetches),
       batcher.run(req([10], [true], ['ccc']), fetches),
     ]);
-    expect(batcher.stats).toEqual({ runs: 1, requests: 2 });
+    expect(batcher.stats).toMatchObject({ runs: 1, requests: 2 });
     expect(Array.from(r1?.next_ids?.data as BigInt64Array)).toEqual([2n, 3n]);
     expect(Array.from(r2?.next_ids?.data as BigInt64Array)).toEqual([11n]);
     expect(Array.from(r1?.not_mask?.data as Uint8Array)).toEqual([0, 1]);
@@ -83,7 +87,7 @@ describe('DynamicBatcher', () => {
 
   it('keeps requests apart when their row shapes or fetches differ, or they exceed maxRows', async () => {
     const model = await open(identityModel('FP32', ['batch', null]).bytes);
-    const batcher = new DynamicBatcher(model, { maxRows: 4 });
+    const batcher = new DynamicBatcher(model, { maxBatchSize: 4 });
     await Promise.all([
       batcher.run({ x: f32([[1, 2]]) }, ['y']),
       batcher.run({ x: f32([[1, 2, 3]]) }, ['y']),
@@ -111,7 +115,7 @@ describe('DynamicBatcher', () => {
       ),
     ]);
     // [1,2]+[[..]x3] fill 4 rows; [9,9] starts a new group; the 3-wide row and the 4-row request run alone.
-    expect(batcher.stats).toEqual({ runs: 4, requests: 5 });
+    expect(batcher.stats).toMatchObject({ runs: 4, requests: 5 });
     await model.release();
   });
 
@@ -145,9 +149,75 @@ describe('DynamicBatcher', () => {
       ['y'],
     );
     expect(Array.from(out.y?.data as Float32Array)).toEqual([2, 4]);
-    expect(() => new DynamicBatcher(model, { maxRows: 0 })).toThrow(
-      /maxRows must be a positive integer, got 0/,
+    expect(() => new DynamicBatcher(model, { maxBatchSize: 0 })).toThrow(
+      /maxBatchSize must be a positive integer, got 0/,
     );
     await model.release();
+  });
+
+  describe('timing', () => {
+    // Only the clock is faked: onnxruntime's own callbacks still need nextTick and setImmediate.
+    const useFakeClock = () =>
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+    afterEach(() => jest.useRealTimers());
+
+    it('holds a partial batch for maxLatencyMs, then runs it once', async () => {
+      const model = await open(addMulModel().bytes);
+      useFakeClock();
+      const batcher = new DynamicBatcher(model, { maxBatchSize: 8, maxLatencyMs: 50 });
+      const pending = [batcher.run(ab([[1, 2, 3]]), SUM), batcher.run(ab([[4, 5, 6]]), SUM)];
+      expect(batcher.stats.runs).toBe(0);
+      jest.advanceTimersByTime(49);
+      expect(batcher.stats.runs).toBe(0);
+      const third = batcher.run(ab([[7, 8, 9]]), SUM);
+      jest.advanceTimersByTime(1);
+      expect(batcher.stats.runs).toBe(1);
+      jest.useRealTimers();
+      const [r1, r2, r3] = await Promise.all([...pending, third]);
+      expect(Array.from(r1?.sum?.data as Float32Array)).toEqual([2, 3, 4]);
+      expect(Array.from(r2?.sum?.data as Float32Array)).toEqual([5, 6, 7]);
+      expect(Array.from(r3?.sum?.data as Float32Array)).toEqual([8, 9, 10]);
+      expect(batcher.stats).toMatchObject({ runs: 1, requests: 3, joinedRuns: 1 });
+      await model.release();
+    });
+
+    it('runs a batch the moment it is full, without waiting for the clock', async () => {
+      const model = await open(addMulModel().bytes);
+      useFakeClock();
+      const batcher = new DynamicBatcher(model, { maxBatchSize: 4, maxLatencyMs: 60_000 });
+      const first = [batcher.run(ab([[1, 1, 1]]), SUM), batcher.run(ab([[2, 2, 2]]), SUM)];
+      expect(batcher.stats.runs).toBe(0);
+      const filling = batcher.run(
+        ab([
+          [3, 3, 3],
+          [4, 4, 4],
+        ]),
+        SUM,
+      );
+      // Four rows: the run starts now, not after 60 s.
+      expect(batcher.stats.runs).toBe(1);
+      const next = batcher.run(ab([[5, 5, 5]]), SUM);
+      expect(batcher.stats.runs).toBe(1);
+      jest.advanceTimersByTime(60_000);
+      expect(batcher.stats.runs).toBe(2);
+      jest.useRealTimers();
+      const results = await Promise.all([...first, filling, next]);
+      expect(results.map((r) => Array.from(r.sum?.data as Float32Array))).toEqual([
+        [2, 2, 2],
+        [3, 3, 3],
+        [4, 4, 4, 5, 5, 5],
+        [6, 6, 6],
+      ]);
+      await model.release();
+    });
+
+    it('rejects a latency outside 0..60000 ms', async () => {
+      const model = await open(addMulModel().bytes);
+      expect(() => new DynamicBatcher(model, { maxLatencyMs: -1 })).toThrow(
+        /maxLatencyMs must be between 0 and 60000, got -1/,
+      );
+      expect(() => new DynamicBatcher(model, { maxLatencyMs: Number.NaN })).toThrow(/maxLatencyMs/);
+      await model.release();
+    });
   });
 });

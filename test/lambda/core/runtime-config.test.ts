@@ -1,4 +1,8 @@
-import { runtimeConfigFromEnv } from '../../../lambda/core/runtime-config';
+import {
+  CONTAINER_MODEL_DIR,
+  runtimeConfigFromEnv,
+  serverConfigFromEnv,
+} from '../../../lambda/core/runtime-config';
 
 describe('runtimeConfigFromEnv', () => {
   it('reads the model and limits, falling back to the given defaults', () => {
@@ -40,5 +44,75 @@ describe('runtimeConfigFromEnv', () => {
     expect(() => runtimeConfigFromEnv({ MODEL_URI: 'm', MODEL_SHA256: 'xyz' })).toThrow(
       /MODEL_SHA256 must be 64 hex characters/,
     );
+  });
+});
+
+describe('serverConfigFromEnv', () => {
+  it('has container defaults: the SageMaker model folder, port 8080 on every interface, batching off', () => {
+    expect(serverConfigFromEnv({})).toMatchObject({
+      modelUri: CONTAINER_MODEL_DIR,
+      port: 8080,
+      host: '0.0.0.0',
+      batching: undefined,
+      maxInFlight: 256,
+      drainTimeoutMs: 25_000,
+      pathPrefix: undefined,
+      logLevel: 'INFO',
+      logPayloads: false,
+    });
+    expect(CONTAINER_MODEL_DIR).toBe('/opt/ml/model');
+  });
+
+  it('reads batching, the queue bound, drain time, prefix and log level', () => {
+    expect(
+      serverConfigFromEnv({
+        MODEL_URI: 's3://b/m/1/',
+        PORT: '9000',
+        HOST: '127.0.0.1',
+        BATCH_MAX_SIZE: '32',
+        BATCH_MAX_LATENCY_MS: '5',
+        MAX_QUEUE: '64',
+        DRAIN_TIMEOUT_MS: '0',
+        PATH_PREFIX: '/prod',
+        LOG_LEVEL: 'debug',
+      }),
+    ).toMatchObject({
+      modelUri: 's3://b/m/1/',
+      port: 9000,
+      host: '127.0.0.1',
+      batching: { maxBatchSize: 32, maxLatencyMs: 5 },
+      maxInFlight: 64,
+      drainTimeoutMs: 0,
+      pathPrefix: '/prod',
+      logLevel: 'DEBUG',
+    });
+    expect(serverConfigFromEnv({ BATCH_MAX_SIZE: '1' }).batching).toBeUndefined();
+    expect(serverConfigFromEnv({ BATCH_MAX_SIZE: '8' }).batching).toEqual({
+      maxBatchSize: 8,
+      maxLatencyMs: 0,
+    });
+  });
+
+  it('names the bad variable and what to set instead', () => {
+    expect(() => serverConfigFromEnv({ PORT: '70000' })).toThrow(/PORT must be at most 65535, got 70000/);
+    expect(() => serverConfigFromEnv({ PORT: 'http' })).toThrow(
+      /PORT must be 0 or a positive integer, got "http"/,
+    );
+    expect(() => serverConfigFromEnv({ MAX_QUEUE: '0' })).toThrow(
+      /MAX_QUEUE must be a positive integer, got "0"/,
+    );
+    expect(() => serverConfigFromEnv({ BATCH_MAX_SIZE: '-2' })).toThrow(
+      /BATCH_MAX_SIZE must be 0 or a positive/,
+    );
+    expect(() => serverConfigFromEnv({ BATCH_MAX_SIZE: '8', BATCH_MAX_LATENCY_MS: '90000' })).toThrow(
+      /BATCH_MAX_LATENCY_MS must be at most 60000, got 90000/,
+    );
+    expect(() => serverConfigFromEnv({ BATCH_MAX_LATENCY_MS: '5' })).toThrow(
+      /batching is off: set BATCH_MAX_SIZE to 2 or more/,
+    );
+    expect(() => serverConfigFromEnv({ LOG_LEVEL: 'loud' })).toThrow(
+      /LOG_LEVEL must be one of DEBUG, INFO, WARN, ERROR, got "loud"/,
+    );
+    expect(() => serverConfigFromEnv({ MODEL_SHA256: 'nope' })).toThrow(/MODEL_SHA256 must be 64 hex/);
   });
 });

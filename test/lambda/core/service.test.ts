@@ -513,12 +513,12 @@ describe('the instances form', () => {
 
 describe('dynamic batching', () => {
   it('requests that arrive together share one session run, and each gets its own answer', async () => {
-    const batched = service({ batching: { maxRows: 8 } });
+    const batched = service({ batching: { maxBatchSize: 8 } });
     await batched.load({ location: mlpPath });
     const one = (r: number[]) =>
       jsonBody({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: r }] });
     const replies = await Promise.all(ROWS.map((r) => call(batched, 'POST', '/v2/models/mlp/infer', one(r))));
-    expect(batched.batchingStats()).toEqual({ mlp: { runs: 1, requests: ROWS.length } });
+    expect(batched.batchingStats()).toMatchObject({ mlp: { runs: 1, requests: ROWS.length, joinedRuns: 1 } });
     const want = await directRun(mlp, {
       input: new ort.Tensor('float32', Float32Array.from(ROWS.flat()), [3, 4]),
     });

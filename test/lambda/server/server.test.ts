@@ -1,4 +1,5 @@
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { InferenceService } from '../../../lambda/core/service';
@@ -164,7 +165,7 @@ describe('startServer', () => {
 
 describe('startServer with dynamic batching', () => {
   it('answers concurrent requests correctly, each through the batcher', async () => {
-    const service = new InferenceService({ batching: { maxRows: 64 } });
+    const service = new InferenceService({ batching: { maxBatchSize: 64 } });
     await service.load({ location: IRIS });
     const server = await startServer(service, { port: 0 });
     const session = await ort.InferenceSession.create(path.join(IRIS, 'model.onnx'));
@@ -224,5 +225,156 @@ describe('graceful shutdown', () => {
     await expect(request(`${server.url}/v2/health/live`, { agent: noReuse })).rejects.toThrow(/ECONNREFUSED/);
     await service.close();
     removeDir(written.root);
+  });
+});
+
+/** A service whose infer requests wait at a gate the test opens, so they are truly in flight. */
+class GatedService extends InferenceService {
+  private open!: () => void;
+  readonly gate = new Promise<void>((resolve) => (this.open = resolve));
+  entered = 0;
+  release(): void {
+    this.open();
+  }
+  override async handle(req: Parameters<InferenceService['handle']>[0]) {
+    if (req.path.endsWith('/infer')) {
+      this.entered++;
+      await this.gate;
+    }
+    return super.handle(req);
+  }
+}
+
+/** Resolves once `check` holds, looking again after each turn of the event loop (no timers). */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await new Promise((r) => setImmediate(r));
+}
+
+const IRIS_ROW = JSON.stringify({
+  inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
+});
+
+describe('back-pressure', () => {
+  it('refuses requests past maxInFlight with 503 and Retry-After, still answers health checks, and recovers', async () => {
+    const service = new GatedService({ sagemaker: true });
+    await service.load({ location: IRIS });
+    const server = await startServer(service, { port: 0, maxInFlight: 3 });
+    try {
+      const held = [1, 2, 3].map(() =>
+        request(`${server.url}/v2/models/iris/infer`, { method: 'POST', body: IRIS_ROW }),
+      );
+      await until(() => service.entered === 3);
+      expect(server.inFlight()).toBe(3);
+
+      const refused = await request(`${server.url}/v2/models/iris/infer`, { method: 'POST', body: IRIS_ROW });
+      expect(refused.status).toBe(503);
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(json(refused).error).toMatch(/limit of 3 requests in flight; retry after 1 s/);
+      // The refused request never reached the service.
+      expect(service.entered).toBe(3);
+      expect((await request(`${server.url}/v2/health/ready`)).status).toBe(200);
+      expect((await request(`${server.url}/ping`)).status).toBe(200);
+      expect((await request(`${server.url}/v2/health/live`)).status).toBe(200);
+
+      service.release();
+      for (const r of await Promise.all(held)) expect(r.status).toBe(200);
+      await until(() => server.inFlight() === 0);
+      const after = await request(`${server.url}/v2/models/iris/infer`, { method: 'POST', body: IRIS_ROW });
+      expect(after.status).toBe(200);
+    } finally {
+      service.release();
+      await server.close();
+      await service.close();
+    }
+  });
+
+  it('counts a request until its response is sent, whether it succeeded, failed or was too large', async () => {
+    const service = new InferenceService({ limits: { maxPayloadBytes: 1024 } });
+    await service.load({ location: IRIS });
+    const server = await startServer(service, { port: 0, maxInFlight: 1 });
+    try {
+      expect(
+        (await request(`${server.url}/v2/models/iris/infer`, { method: 'POST', body: '{' })).status,
+      ).toBe(400);
+      const big = await request(`${server.url}/v2/models/iris/infer`, {
+        method: 'POST',
+        body: Buffer.alloc(4096, 32),
+      });
+      expect(big.status).toBe(413);
+      await until(() => server.inFlight() === 0);
+      expect(
+        (await request(`${server.url}/v2/models/nope/infer`, { method: 'POST', body: IRIS_ROW })).status,
+      ).toBe(404);
+      await until(() => server.inFlight() === 0);
+      expect(
+        (await request(`${server.url}/v2/models/iris/infer`, { method: 'POST', body: IRIS_ROW })).status,
+      ).toBe(200);
+    } finally {
+      await server.close();
+      await service.close();
+    }
+  });
+
+  it('rejects a bad bound or path prefix when it starts', () => {
+    const service = new InferenceService();
+    expect(() => startServer(service, { maxInFlight: 0 })).toThrow(
+      /maxInFlight must be a positive integer, got 0/,
+    );
+    expect(() => startServer(service, { pathPrefix: 'prod' })).toThrow(/pathPrefix must look like \/stage/);
+    expect(() => startServer(service, { pathPrefix: '/a b' })).toThrow(/pathPrefix/);
+  });
+});
+
+describe('path prefix', () => {
+  it('serves paths with or without the prefix, and nothing that merely starts with its letters', async () => {
+    const service = new InferenceService();
+    await service.load({ location: IRIS });
+    const server = await startServer(service, { port: 0, pathPrefix: '/prod' });
+    try {
+      const withPrefix = await request(`${server.url}/prod/v2/models/iris/infer`, {
+        method: 'POST',
+        body: IRIS_ROW,
+      });
+      expect(withPrefix.status).toBe(200);
+      expect(json(withPrefix).model_name).toBe('iris');
+      expect((await request(`${server.url}/v2/health/ready`)).status).toBe(200);
+      expect((await request(`${server.url}/prod/v2/health/ready`)).status).toBe(200);
+      expect((await request(`${server.url}/production/v2/health/ready`)).status).toBe(404);
+    } finally {
+      await server.close();
+      await service.close();
+    }
+  });
+});
+
+describe('readiness while draining', () => {
+  it('answers a readiness check that was arriving when shutdown started with 503, so a load balancer moves on', async () => {
+    const service = new InferenceService({ sagemaker: true });
+    await service.load({ location: IRIS });
+    const server = await startServer(service, { port: 0 });
+    const seen = new Promise<net.Socket>((r) => server.server.once('connection', r));
+    const socket = net.connect(server.port, '127.0.0.1');
+    try {
+      const serverSide = await seen;
+      const arrived = new Promise((r) => serverSide.once('data', r));
+      // Half a request: the connection is busy, not idle, so shutdown lets it finish.
+      socket.write('GET /ping HTTP/1.1\r\nHost: test\r\n');
+      await arrived;
+      const reply = new Promise<string>((resolve) => {
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString('utf8')));
+        socket.on('end', () => resolve(text));
+      });
+      const closing = server.close();
+      socket.write('\r\n');
+      const text = await reply;
+      expect(text).toMatch(/^HTTP\/1\.1 503/);
+      expect(text).toMatch(/connection: close/i);
+      expect(text).toMatch(/the server is shutting down/);
+      await closing;
+    } finally {
+      socket.destroy();
+      await service.close();
+    }
   });
 });
