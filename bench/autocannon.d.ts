@@ -37,6 +37,14 @@ declare module 'autocannon' {
   /** An EventEmitter that is also a thenable for the result. */
   interface Instance extends PromiseLike<Result> {
     stop(): void;
+    /**
+     * Every response, as it completes. `responseTime` is in ms with sub-ms precision (process.hrtime from
+     * the request's write to the response's end); the result's histogram keeps whole ms only.
+     */
+    on(
+      event: 'response',
+      listener: (client: unknown, statusCode: number, resBytes: number, responseTime: number) => void,
+    ): this;
   }
 
   function autocannon(options: Options): Instance;

@@ -4,6 +4,7 @@
  * Kept free of onnxruntime so the cold-start child does not load it early.
  */
 import type { APIGatewayProxyEvent, Context } from 'aws-lambda';
+import type { BatchingStats } from '../lambda/core/batcher';
 import { seededRandom } from '../models/onnx-builder';
 
 /** A model under test, as handed to a child process. */
@@ -321,10 +322,15 @@ export type ChildMessage =
   | RawChildResult
   | ColdChildResult
   | { readonly kind: 'listening'; readonly url: string }
-  /** The server child's service.batchingStats(), on request: per model, session runs and the requests they served. */
+  /** The server child's counters since it started, on request. */
   | {
-      readonly kind: 'batching';
-      readonly stats: Readonly<Record<string, { readonly runs: number; readonly requests: number }>>;
+      readonly kind: 'serverStats';
+      /** service.batchingStats(): per model, session runs, the requests they served, and the runs that joined >= 2. */
+      readonly batching: Readonly<Record<string, BatchingStats>>;
+      /** process.cpuUsage(), user + system, µs: the main thread and onnxruntime's intra-op threads. */
+      readonly cpuUs: number;
+      /** performance.eventLoopUtilization(): the main thread's idle and active time. */
+      readonly eventLoop: { readonly idleMs: number; readonly activeMs: number };
     }
   | { readonly kind: 'ready'; readonly readyMs: number }
   | { readonly kind: 'error'; readonly message: string };

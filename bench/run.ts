@@ -4,7 +4,9 @@
  *
  * Every measurement runs in a child process of its own (the handler's logs go
  * to /dev/null there; the server does not share autocannon's event loop), and
- * every loop is bounded by both a count and a time. Prints tables to stdout,
+ * every loop is bounded by both a count and a time. The server phase compares
+ * dynamic batching off and on (batch-1 requests at 32 and 128 connections on
+ * the mlp model) with sub-millisecond client-side latency percentiles. Prints tables to stdout,
  * progress to stderr, and writes bench/results/latest.json. Always exits 0 when
  * it ran: timings never fail the bench, they are reported as PASS/FAIL.
  *
@@ -27,6 +29,7 @@ import {
   inferPath,
   lambdaLikeEnv,
   median,
+  percentile,
   type Bound,
   type ColdChildResult,
   type DepsResult,
@@ -46,7 +49,6 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'handler,server,cold').split(',').map((x) => x.trim()));
 const MLP_LAYERS = [256, 1024, 1024, 10];
 const BATCHES = [1, 64];
-const CONNECTIONS = [1, 32];
 const TARGET_MODEL = 'mlp';
 
 const CFG = {
@@ -61,7 +63,8 @@ const CFG = {
     warmup: { maxIters: 2000, maxMs: QUICK ? 200 : 1000 },
     measure: { maxIters: 500_000, maxMs: QUICK ? 500 : 3000 },
   },
-  server: { warmupS: QUICK ? 0.5 : 1, durationS: QUICK ? 1 : 5 },
+  /** Per point: `rounds` runs of `durationS`, each after a `warmupS` run, variants rotated between rounds. */
+  server: { rounds: QUICK ? 1 : 3, warmupS: QUICK ? 0.3 : 0.5, durationS: QUICK ? 1 : 3 },
   cold: { runs: QUICK ? 2 : 5, depsRuns: QUICK ? 1 : 3 },
   /** Nothing may make the whole bench run longer than this. */
   overallMs: 12 * 60_000,
@@ -157,35 +160,84 @@ async function benchHandler(model: ModelCase): Promise<HandlerChildResult> {
   });
 }
 
-// ---- 2. server throughput ----
+// ---- 2. server throughput, dynamic batching on and off ----
 
-/** `mdk serve`'s default --batch-rows (bin/cli/serve.ts). */
-const SERVE_BATCH_ROWS = 64;
-const SERVER = 'server';
-const SERVER_OFF = 'server, batching off';
+/** Requests in flight the server accepts (`mdk serve --max-queue`): well above the most connections, so none is refused. */
+const MAX_IN_FLIGHT = 1024;
+const SERVER_CONNECTIONS = [32, 128];
+const SERVER_BATCH = 1;
+
+interface ServerVariant {
+  readonly key: string;
+  readonly label: string;
+  /** As `mdk serve --batch-max-size N --batch-max-latency-ms MS`; undefined is off, the default. */
+  readonly batching: { readonly maxBatchSize: number; readonly maxLatencyMs: number } | undefined;
+}
+
+const OFF = 'off';
+/** `--batch-max-size 64`: joins only what is already waiting, adds no wait. */
+const ON_0 = 'on-64-0ms';
+const SERVER_VARIANTS: readonly ServerVariant[] = [
+  { key: OFF, label: 'batching off', batching: undefined },
+  { key: ON_0, label: 'batching 64, 0 ms', batching: { maxBatchSize: 64, maxLatencyMs: 0 } },
+  { key: 'on-64-2ms', label: 'batching 64, 2 ms', batching: { maxBatchSize: 64, maxLatencyMs: 2 } },
+];
+
+/** Client-side latency of the 2xx responses of one point, ms. */
+interface LatencyMs {
+  n: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
 
 interface ServerPoint {
   model: string;
   variant: string;
-  /** As `mdk serve --batch-rows`: 0 is off. */
-  batchRows: number;
+  label: string;
+  batching: ServerVariant['batching'];
   batch: number;
   connections: number;
+  /** Measured runs summed into this point. */
+  rounds: number;
   seconds: number;
-  requests: number;
+  /** 2xx responses per second. */
   perSec: number;
-  latencyMeanMs: number;
-  latencyP50Ms: number;
-  latencyP99Ms: number;
+  latencyMs: LatencyMs;
   non2xx: number;
   errors: number;
-  /** From service.batchingStats() over this point (batching on only): session runs, requests, and their ratio. */
+  timeouts: number;
+  /** From service.batchingStats() over this point (batching on only). */
   sessionRuns?: number;
   batchedRequests?: number;
   requestsPerRun?: number;
+  joinedRuns?: number;
+  /** Mean ms of the session runs that joined two or more requests (batchingStats' joinedRunMs / joinedRuns). */
+  meanJoinedRunMs?: number;
+  /** The issue's p99 bound: maxLatencyMs + 2 x meanJoinedRunMs. */
+  p99BoundMs?: number;
+  /** CPU time over wall time: the server process (main thread and onnxruntime's threads), and this load generator. */
+  serverCores: number;
+  clientCores: number;
+  /** Cores busy with anything else on the machine (Linux /proc/stat), during this point: noise. */
+  otherCores: number | undefined;
+  /** Share of the server's main thread spent running (JSON, HTTP, session.run), not waiting for I/O. */
+  serverEventLoopUtilization: number;
 }
 
-async function cannon(url: string, body: string, connections: number, duration: number) {
+/**
+ * Load from autocannon, in this process, over `connections` keep-alive connections each sending its next
+ * request as soon as the last is answered (a closed loop). Its result gives counts and req/s, but its
+ * latency histogram keeps whole milliseconds (hdr-histogram with lowestDiscernibleValue 1; recordValue
+ * truncates: 0.3, 0.7, 1.4, 1.9 and 2.6 ms record as p50 1, p99 2), too coarse for a ~0.2 ms run. Its
+ * 'response' event carries each response's time in fractional ms (process.hrtime from the write of the
+ * request to the end of the response), so the percentiles here are computed from those. Autocannon stays
+ * the client rather than a hand-written one because it is cheap per request (pre-built request bytes on a
+ * raw socket), which matters when client and server share two cores.
+ */
+async function cannon(url: string, body: string, connections: number, duration: number, record?: number[]) {
   const run = autocannon({
     url,
     method: 'POST',
@@ -195,6 +247,11 @@ async function cannon(url: string, body: string, connections: number, duration: 
     duration,
     timeout: 10,
   });
+  if (record) {
+    run.on('response', (_client, status, _bytes, ms) => {
+      if (status >= 200 && status < 300) record.push(ms);
+    });
+  }
   // autocannon stops itself after `duration`; this is the bound should it not.
   const guard = setTimeout(() => run.stop(), (duration + 15) * 1000);
   try {
@@ -204,51 +261,165 @@ async function cannon(url: string, body: string, connections: number, duration: 
   }
 }
 
-async function benchServer(model: ModelCase, batchRows: number): Promise<ServerPoint[]> {
-  const variant = batchRows > 1 ? SERVER : SERVER_OFF;
-  progress(`${variant}: ${model.label} (server in a child process, autocannon here)`);
-  const arg: ServerChildArgs = { model, batchRows };
-  const server = new Child(child('server-child.ts'), arg, { stdout: 'ignore', timeoutMs: 180_000 });
+function latencyOf(samples: readonly number[]): LatencyMs {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (p: number) => percentile(sorted, p);
+  return {
+    n: sorted.length,
+    mean: sorted.reduce((a, b) => a + b, 0) / sorted.length,
+    p50: at(50),
+    p90: at(90),
+    p99: at(99),
+    max: sorted[sorted.length - 1] ?? NaN,
+  };
+}
+
+/** What one measured run of a point adds up: counters to be summed over rounds. */
+interface Tally {
+  seconds: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  samples: number[];
+  runs: number;
+  requests: number;
+  joinedRuns: number;
+  joinedRunMs: number;
+  serverCpuUs: number;
+  clientCpuUs: number;
+  eventLoopActiveMs: number;
+  eventLoopIdleMs: number;
+  /** Busy cores of the whole machine, times seconds (Linux); NaN when unknown. */
+  machineBusyCoreSeconds: number;
+}
+
+function emptyTally(): Tally {
+  return {
+    seconds: 0,
+    ok: 0,
+    non2xx: 0,
+    errors: 0,
+    timeouts: 0,
+    samples: [],
+    runs: 0,
+    requests: 0,
+    joinedRuns: 0,
+    joinedRunMs: 0,
+    serverCpuUs: 0,
+    clientCpuUs: 0,
+    eventLoopActiveMs: 0,
+    eventLoopIdleMs: 0,
+    machineBusyCoreSeconds: 0,
+  };
+}
+
+/** One measured run of `connections` against one server, added to `t`. */
+async function measure(server: Child, target: string, model: ModelCase, connections: number, t: Tally) {
+  const body = buildWorkload(model, SERVER_BATCH).jsonBody;
+  await cannon(target, body, connections, CFG.server.warmupS);
+  const before = await server.ask('stats', 'serverStats');
+  const client0 = process.cpuUsage();
+  const machine0 = cpuSnapshot();
+  const r = await cannon(target, body, connections, CFG.server.durationS, t.samples);
+  const machine1 = cpuSnapshot();
+  const client = process.cpuUsage(client0);
+  const after = await server.ask('stats', 'serverStats');
+  const b0 = before.batching[model.name];
+  const b1 = after.batching[model.name];
+  t.seconds += r.duration;
+  t.ok += r['2xx'];
+  t.non2xx += r.non2xx;
+  t.errors += r.errors;
+  t.timeouts += r.timeouts;
+  if (b0 && b1) {
+    t.runs += b1.runs - b0.runs;
+    t.requests += b1.requests - b0.requests;
+    t.joinedRuns += b1.joinedRuns - b0.joinedRuns;
+    t.joinedRunMs += b1.joinedRunMs - b0.joinedRunMs;
+  }
+  t.serverCpuUs += after.cpuUs - before.cpuUs;
+  t.clientCpuUs += client.user + client.system;
+  t.eventLoopActiveMs += after.eventLoop.activeMs - before.eventLoop.activeMs;
+  t.eventLoopIdleMs += after.eventLoop.idleMs - before.eventLoop.idleMs;
+  t.machineBusyCoreSeconds +=
+    machine0 && machine1 && machine1.total > machine0.total
+      ? ((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * os.cpus().length * r.duration
+      : NaN;
+}
+
+function toPoint(model: ModelCase, variant: ServerVariant, connections: number, t: Tally): ServerPoint {
+  const batched = variant.batching !== undefined && t.runs > 0;
+  const meanJoinedRunMs = batched && t.joinedRuns > 0 ? t.joinedRunMs / t.joinedRuns : undefined;
+  const serverCores = t.serverCpuUs / 1e6 / t.seconds;
+  const clientCores = t.clientCpuUs / 1e6 / t.seconds;
+  const others = t.machineBusyCoreSeconds / t.seconds - serverCores - clientCores;
+  return {
+    model: model.key,
+    variant: variant.key,
+    label: variant.label,
+    batching: variant.batching,
+    batch: SERVER_BATCH,
+    connections,
+    rounds: CFG.server.rounds,
+    seconds: t.seconds,
+    perSec: t.ok / t.seconds,
+    latencyMs: latencyOf(t.samples),
+    non2xx: t.non2xx,
+    errors: t.errors,
+    timeouts: t.timeouts,
+    sessionRuns: batched ? t.runs : undefined,
+    batchedRequests: batched ? t.requests : undefined,
+    requestsPerRun: batched ? t.requests / t.runs : undefined,
+    joinedRuns: batched ? t.joinedRuns : undefined,
+    meanJoinedRunMs,
+    p99BoundMs:
+      variant.batching && meanJoinedRunMs !== undefined
+        ? variant.batching.maxLatencyMs + 2 * meanJoinedRunMs
+        : undefined,
+    serverCores,
+    clientCores,
+    otherCores: Number.isFinite(others) ? Math.max(0, others) : undefined,
+    serverEventLoopUtilization: t.eventLoopActiveMs / (t.eventLoopActiveMs + t.eventLoopIdleMs),
+  };
+}
+
+/**
+ * One server process per variant, all started first (an idle one takes no CPU). Per connection count, the
+ * variants take turns, one measured run each per round, and each point sums its rounds: the variants
+ * compared at one connection count share the same stretch of time, and a burst of other work on the
+ * machine is spread over them rather than landing on one.
+ */
+async function benchServer(model: ModelCase): Promise<ServerPoint[]> {
+  progress(
+    `server: ${model.label}, ${SERVER_VARIANTS.map((v) => v.label).join(' / ')} (each server in a child process, autocannon here)`,
+  );
+  const servers = SERVER_VARIANTS.map((variant) => {
+    const arg: ServerChildArgs = { model, batching: variant.batching, maxInFlight: MAX_IN_FLIGHT };
+    return {
+      variant,
+      child: new Child(child('server-child.ts'), arg, { stdout: 'ignore', timeoutMs: 300_000 }),
+    };
+  });
   const points: ServerPoint[] = [];
-  // The service's counters for this model: runs and the requests they served, so far.
-  const counters = async () => (await server.ask('stats', 'batching')).stats[model.name];
   try {
-    const { url } = await server.waitFor('listening');
-    const target = `${url}${inferPath(model)}`;
-    for (const batch of BATCHES) {
-      const body = buildWorkload(model, batch).jsonBody;
-      await cannon(target, body, 32, CFG.server.warmupS);
-      for (const connections of CONNECTIONS) {
-        const before = await counters();
-        const r = await cannon(target, body, connections, CFG.server.durationS);
-        const after = await counters();
-        const perSec = r['2xx'] / r.duration;
-        const runs = before && after ? after.runs - before.runs : undefined;
-        const requests = before && after ? after.requests - before.requests : undefined;
-        points.push({
-          model: model.key,
-          variant,
-          batchRows,
-          batch,
-          connections,
-          seconds: r.duration,
-          requests: r.requests.total,
-          perSec,
-          // autocannon's histogram has whole-ms resolution; with a closed loop, Little's law is exact on average.
-          latencyMeanMs: (connections / perSec) * 1000,
-          latencyP50Ms: r.latency.p50,
-          latencyP99Ms: r.latency.p99,
-          non2xx: r.non2xx,
-          errors: r.errors,
-          sessionRuns: runs,
-          batchedRequests: requests,
-          requestsPerRun: runs && requests !== undefined ? requests / runs : undefined,
-        });
+    const urls = await Promise.all(servers.map(async (s) => (await s.child.waitFor('listening')).url));
+    for (const connections of SERVER_CONNECTIONS) {
+      const tallies = servers.map(() => emptyTally());
+      for (let round = 0; round < CFG.server.rounds; round++) {
+        progress(`  ${connections} connections, round ${round + 1} of ${CFG.server.rounds}`);
+        for (const [i, { child: server }] of servers.entries()) {
+          const target = `${urls[i] as string}${inferPath(model)}`;
+          await measure(server, target, model, connections, tallies[i] as Tally);
+        }
       }
+      servers.forEach(({ variant }, i) =>
+        points.push(toPoint(model, variant, connections, tallies[i] as Tally)),
+      );
     }
   } finally {
-    if (server.process.connected) server.send('stop');
-    await server.done;
+    for (const { child: server } of servers) if (server.process.connected) server.send('stop');
+    await Promise.all(servers.map((s) => s.child.done));
   }
   return points;
 }
@@ -443,10 +614,9 @@ function verdicts(r: Results): Verdict[] {
   const rp = find(r.handler, m, 64, 'raw-run+parse');
   const hb = find(r.handler, m, 64, 'handler-binary');
   const rr = find(r.handler, m, 64, 'raw-run');
-  const rawB1 = r.raw.find((x) => x.model === m)?.points.find((p) => p.batch === 1);
-  const s32 = r.server.find(
-    (p) => p.model === m && p.variant === SERVER && p.batch === 1 && p.connections === 32,
-  );
+  const rawB1 = rawPoint(r, m, 1);
+  const off32 = serverPoint(r, OFF, 32);
+  const on32 = serverPoint(r, ON_0, 32);
   const v = (
     goal: string,
     measured: number,
@@ -477,14 +647,49 @@ function verdicts(r: Results): Verdict[] {
       false,
       `${us(hb?.mean)} / ${us(rr?.mean)} (means); p50 ratio ${fmt((hb?.p50 ?? NaN) / (rr?.p50 ?? NaN), 2)}`,
     ),
+    ...SERVER_VARIANTS.filter((x) => x.batching).map((x) => {
+      const on = serverPoint(r, x.key, 32);
+      return v(
+        `server req/s, ${x.label} / batching off, 32 connections, batch 1`,
+        (on?.perSec ?? NaN) / (off32?.perSec ?? NaN),
+        2,
+        true,
+        `${fmt(on?.perSec)} / ${fmt(off32?.perSec)} per s; ${fmt(on?.requestsPerRun, 1)} requests per run`,
+      );
+    }),
     v(
-      `server (batching ${SERVE_BATCH_ROWS}) req/s at 32 connections, batch 1 / raw session runs/s, batch 1`,
-      (s32?.perSec ?? NaN) / (rawB1?.perSec ?? NaN),
+      `server req/s, ${SERVER_VARIANTS.find((x) => x.key === ON_0)?.label ?? ON_0}, 32 connections, batch 1 / raw session runs/s, batch 1`,
+      (on32?.perSec ?? NaN) / (rawB1?.perSec ?? NaN),
       0.5,
       true,
-      `${fmt(s32?.perSec)} / ${fmt(rawB1?.perSec)} per s; ${fmt(s32?.requestsPerRun, 1)} requests per run`,
+      `${fmt(on32?.perSec)} / ${fmt(rawB1?.perSec)} per s`,
     ),
+    ...r.server
+      .filter((p) => p.model === m && p.batching)
+      .map((p) =>
+        v(
+          `server p99 ms, ${p.label}, ${p.connections} connections: <= maxLatencyMs + 2 x mean joined run`,
+          p.latencyMs.p99,
+          p.p99BoundMs ?? NaN,
+          false,
+          boundText(p),
+        ),
+      ),
   ];
+}
+
+function serverPoint(r: Results, variant: string, connections: number): ServerPoint | undefined {
+  return r.server.find(
+    (p) => p.model === TARGET_MODEL && p.variant === variant && p.connections === connections,
+  );
+}
+
+function rawPoint(r: Results, model: string, batch: number): RawChildResult['points'][number] | undefined {
+  return r.raw.find((x) => x.model === model)?.points.find((p) => p.batch === batch);
+}
+
+function boundText(p: ServerPoint): string {
+  return `p99 ${fmt(p.latencyMs.p99, 2)} ms vs ${p.batching?.maxLatencyMs ?? '?'} + 2 x ${fmt(p.meanJoinedRunMs, 2)} = ${fmt(p.p99BoundMs, 2)} ms`;
 }
 
 function report(r: Results, verdictList: readonly Verdict[]): string {
@@ -619,48 +824,84 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
   }
 
   if (r.server.length > 0) {
+    const rawB1 = rawPoint(r, TARGET_MODEL, 1);
     out.push(
-      `2. HTTP server (separate process) with autocannon (this process), loopback, JSON POST, ${CFG.server.durationS} s per point`,
-      `   after a ${CFG.server.warmupS} s warm-up. Raw = sequential session.run in its own process, ${CFG.raw.measure.maxMs / 1000} s.`,
-      `   "${SERVER}": the service as \`mdk serve\` builds it by default (dynamic batching, up to ${SERVE_BATCH_ROWS} rows per run);`,
-      `   "${SERVER_OFF}": --batch-rows 0. No access log (as --quiet). req/run = requests per session run,`,
-      '   from service.batchingStats() over the point. Client and server share the cores.',
-      '   Mean latency = connections / req/s (autocannon keeps whole ms only).',
+      `2. HTTP server (its own process) under autocannon (this process): ${label(TARGET_MODEL)}, batch-${SERVER_BATCH} JSON POSTs`,
+      '   on loopback, closed loop (each connection sends its next request when the last is answered). Each point is',
+      `   ${CFG.server.rounds} x ${CFG.server.durationS} s, each after a ${CFG.server.warmupS} s warm-up, variants taking turns; max in flight ${MAX_IN_FLIGHT}, no access log`,
+      '   (as --quiet). Variants as `mdk serve --batch-max-size N --batch-max-latency-ms MS`; off is the default.',
+      '   Latency: client-side, every 2xx response, sub-ms. req/run = requests per session run; joined run = mean ms',
+      '   of the runs that joined >= 2 requests (both from service.batchingStats()). CPU: cores kept busy by the server',
+      "   (main thread + onnxruntime's threads), by the client, and by any other process (noise); loop = the",
+      "   server main thread's event-loop utilization.",
+      `   Raw = sequential session.run in its own process, ${CFG.raw.measure.maxMs / 1000} s. Client and server share the ${r.machine.cores} cores.`,
       '',
     );
-    const sRows: Cell[][] = r.server.map((p) => {
-      const rawPoint = r.raw.find((x) => x.model === p.model)?.points.find((x) => x.batch === p.batch);
-      return [
-        label(p.model),
-        p.variant,
-        p.batch,
-        p.connections,
-        p.perSec,
-        p.latencyMeanMs,
-        p.latencyP99Ms,
-        p.non2xx + p.errors,
-        p.requestsPerRun,
-        rawPoint?.perSec,
-        rawPoint ? p.perSec / rawPoint.perSec : undefined,
-      ];
-    });
+    const sRows: Cell[][] = r.server.map((p) => [
+      p.label,
+      p.connections,
+      p.perSec,
+      p.latencyMs.p50,
+      p.latencyMs.p99,
+      p.latencyMs.mean,
+      p.requestsPerRun,
+      p.meanJoinedRunMs,
+      p.non2xx,
+      p.errors + p.timeouts,
+      rawB1 ? p.perSec / rawB1.perSec : undefined,
+      p.serverCores,
+      p.clientCores,
+      p.serverEventLoopUtilization,
+      p.otherCores,
+    ]);
     out.push(
       table(
         [
-          { title: 'model' },
           { title: 'variant' },
-          { title: 'batch' },
           { title: 'conns' },
           { title: 'req/s', decimals: 0 },
+          { title: 'p50 ms', decimals: 2 },
+          { title: 'p99 ms', decimals: 2 },
           { title: 'mean ms', decimals: 2 },
-          { title: 'p99 ms' },
-          { title: 'non-2xx+err' },
           { title: 'req/run', decimals: 1, align: 'r' },
-          { title: 'raw runs/s', decimals: 0, align: 'r' },
-          { title: 'server/raw', decimals: 2, align: 'r' },
+          { title: 'joined run ms', decimals: 2, align: 'r' },
+          { title: 'non-2xx' },
+          { title: 'errors' },
+          { title: 'vs raw', decimals: 2, align: 'r' },
+          { title: 'srv CPU', decimals: 2 },
+          { title: 'cli CPU', decimals: 2 },
+          { title: 'loop', decimals: 2 },
+          { title: 'others', decimals: 2 },
         ],
         sRows,
       ),
+      '',
+      '   (a) req/s, batching on / off (goal: >= 2x at 32 connections):',
+      ...SERVER_CONNECTIONS.map((c) => {
+        const off = serverPoint(r, OFF, c);
+        const ratios = SERVER_VARIANTS.filter((x) => x.batching).map((x) => {
+          const on = serverPoint(r, x.key, c);
+          const ratio = (on?.perSec ?? NaN) / (off?.perSec ?? NaN);
+          const verdict = c === 32 && Number.isFinite(ratio) ? (ratio >= 2 ? ' PASS' : ' FAIL') : '';
+          return `${x.label} ${fmt(ratio, 2)}x (${fmt(on?.perSec)} / ${fmt(off?.perSec)})${verdict}`;
+        });
+        return `       ${String(c).padStart(3)} connections: ${ratios.join('; ')}`;
+      }),
+      '   (b) p99 vs bound = maxLatencyMs + 2 x mean joined run ms, per batching-on point:',
+      ...r.server
+        .filter((p) => p.batching)
+        .map(
+          (p) =>
+            `       ${p.label}, ${String(p.connections).padStart(3)} connections: ${boundText(p)}: ${
+              p.p99BoundMs === undefined ? 'n/a' : p.latencyMs.p99 <= p.p99BoundMs ? 'within' : 'over'
+            }`,
+        ),
+      `   (c) server / raw: ${SERVER_VARIANTS.filter((x) => x.batching)
+        .map((x) => {
+          const on = serverPoint(r, x.key, 32);
+          return `${x.label} at 32 connections ${fmt((on?.perSec ?? NaN) / (rawB1?.perSec ?? NaN), 2)}x`;
+        })
+        .join('; ')} (raw batch 1: ${fmt(rawB1?.perSec)} runs/s)`,
       `   raw loop (sequential, batch 1 / 64), latency us mean/p50/p99 and cores kept busy (intra-op workers spin):`,
       ...r.raw.map(
         (x) =>
@@ -776,13 +1017,12 @@ async function main(): Promise<void> {
       for (const m of models) handler.push(await benchHandler(m));
     }
     if (ONLY.has('server')) {
+      // The server is measured on the target model only; the raw loop is its baseline.
+      const target = models.find((m) => m.key === TARGET_MODEL) as ModelCase;
       phase('raw');
-      for (const m of models) raw.push(await benchRaw(m));
+      raw.push(await benchRaw(target));
       phase('server');
-      for (const m of models) {
-        server.push(...(await benchServer(m, SERVE_BATCH_ROWS)));
-        server.push(...(await benchServer(m, 0)));
-      }
+      server.push(...(await benchServer(target)));
     }
     if (ONLY.has('cold')) {
       phase('cold');
