@@ -16,7 +16,13 @@ Options:
   --max-batch N       largest batch one request may carry (default 1024)
   --max-payload-mb N  largest request body in MiB (default 10)
   --threads N         onnxruntime intra-op threads (default: all CPUs)
-  --batch-rows N      join concurrent requests into one run of up to N rows (default 64; 0 turns it off)
+  --batch-max-size N  dynamic batching: join concurrent requests into one run of up to
+                      N rows (default: off; 2 or more turns it on)
+  --batch-max-latency-ms MS
+                      with batching, how long a request may wait for others (default 0:
+                      join only the requests already waiting)
+  --max-queue N       requests in flight before new ones get a 503 with Retry-After
+                      (default 256)
   --quiet             no access log
   -h, --help          this help
 `;
@@ -34,7 +40,9 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'max-batch': { type: 'string' },
     'max-payload-mb': { type: 'string' },
     threads: { type: 'string' },
-    'batch-rows': { type: 'string' },
+    'batch-max-size': { type: 'string' },
+    'batch-max-latency-ms': { type: 'string' },
+    'max-queue': { type: 'string' },
     quiet: { type: 'boolean' },
   });
   if (p.help) {
@@ -45,7 +53,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const port = int(p, 'port', 0, 65535) ?? 8080;
   const host = str(p, 'host') ?? '127.0.0.1';
   const payloadMb = int(p, 'max-payload-mb', 1, 1024);
-  const batchRows = int(p, 'batch-rows', 0, 1_000_000) ?? 64;
+  const batchMaxSize = int(p, 'batch-max-size', 0, 1_000_000) ?? 0;
+  const batchLatency = int(p, 'batch-max-latency-ms', 0, 60_000);
+  if (batchLatency !== undefined && batchMaxSize < 2) {
+    throw new UsageError('--batch-max-latency-ms needs batching on: add --batch-max-size 2 or more');
+  }
   const service = new InferenceService({
     sagemaker: true,
     limits: {
@@ -53,7 +65,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
       maxPayloadBytes: payloadMb === undefined ? undefined : payloadMb * 1024 * 1024,
     },
     session: { intraOpNumThreads: int(p, 'threads', 1, 1024) },
-    batching: batchRows > 1 ? { maxRows: batchRows } : undefined,
+    batching: batchMaxSize > 1 ? { maxBatchSize: batchMaxSize, maxLatencyMs: batchLatency ?? 0 } : undefined,
   });
 
   process.stderr.write(`mdk: loading ${location} ...\n`);
@@ -76,6 +88,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const running = await startServer(service, {
     port,
     host,
+    maxInFlight: int(p, 'max-queue', 1, 1_000_000),
     accessLog: quiet
       ? undefined
       : (e) => process.stderr.write(`${e.method} ${e.path} ${e.status} ${e.bytes}B ${e.ms}ms\n`),

@@ -78,6 +78,12 @@ describe('mdk', () => {
       const missing = await mdk(['predict', '--model', IRIS, '--input', 'x.jsonl']);
       expect(missing.code).toBe(2);
       expect(missing.stderr).toMatch(/--output is required/);
+      const wait = await mdk(['serve', '--model', IRIS, '--batch-max-latency-ms', '5']);
+      expect(wait.code).toBe(2);
+      expect(wait.stderr).toMatch(/--batch-max-latency-ms needs batching on: add --batch-max-size 2 or more/);
+      const queue = await mdk(['serve', '--model', IRIS, '--max-queue', '0']);
+      expect(queue.code).toBe(2);
+      expect(queue.stderr).toMatch(/--max-queue must be a whole number from 1/);
     });
   });
 
@@ -193,8 +199,19 @@ describe('mdk', () => {
   });
 
   describe('serve', () => {
-    it('serves a model, matches a direct run, and exits 0 on SIGTERM', async () => {
-      const child = start(['serve', '--model', addMul.dir, '--port', '0', '--quiet']);
+    it('serves a model with batching on, matches a direct run, and exits 0 on SIGTERM', async () => {
+      const child = start([
+        'serve',
+        '--model',
+        addMul.dir,
+        '--port',
+        '0',
+        '--quiet',
+        '--batch-max-size',
+        '8',
+        '--batch-max-latency-ms',
+        '1',
+      ]);
       let stdout = '';
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
