@@ -14,13 +14,13 @@ import { MODEL_FILES, type ModelFile } from './model-folder';
 export const LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024;
 
 /** Where the runtime sources live: `lambda/` beside `lib/` in this repository, `dist/lambda/` in the package. */
-export function runtimeEntry(handlerName: string): string {
-  const base = path.join(__dirname, '..', 'lambda', 'handlers', handlerName);
+export function runtimeEntry(handlerName: string, folder = 'handlers'): string {
+  const base = path.join(__dirname, '..', 'lambda', folder, handlerName);
   for (const ext of ['.ts', '.js']) {
     if (fs.existsSync(base + ext)) return base + ext;
   }
   throw new Error(
-    `Cannot find the ${handlerName} handler at ${base}.ts or ${base}.js: the model-deploy-kit package is incomplete (was it built with \`npm run build\`?)`,
+    `Cannot find the ${handlerName} ${folder === 'handlers' ? 'handler' : 'module'} at ${base}.ts or ${base}.js: the model-deploy-kit package is incomplete (was it built with \`npm run build\`?)`,
   );
 }
 
@@ -47,7 +47,7 @@ export interface BundleStats {
   readonly modelBytes: number;
 }
 
-function dirBytes(dir: string): number {
+export function dirBytes(dir: string): number {
   let total = 0;
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, entry.name);
@@ -56,11 +56,11 @@ function dirBytes(dir: string): number {
   return total;
 }
 
-function mb(bytes: number): string {
+export function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-function copyFiles(fromDir: string, toDir: string, keep: (name: string) => boolean): void {
+export function copyFiles(fromDir: string, toDir: string, keep: (name: string) => boolean): void {
   fs.mkdirSync(toDir, { recursive: true });
   for (const entry of fs.readdirSync(fromDir, { withFileTypes: true })) {
     if (entry.isFile() && keep(entry.name))
@@ -92,7 +92,7 @@ export function nodeArch(architecture: lambda.Architecture): 'arm64' | 'x64' {
  * onnxruntime-node's JavaScript and the native binaries for one target only. The npm package carries
  * every platform (~290 MB), over Lambda's limit on its own.
  */
-function copyOnnxRuntime(outDir: string, arch: 'arm64' | 'x64', from: string): void {
+export function copyOnnxRuntime(outDir: string, arch: 'arm64' | 'x64', from: string): void {
   const ortDir = packageDir('onnxruntime-node', from);
   const commonDir = packageDir('onnxruntime-common', ortDir);
   const js = (name: string) => name.endsWith('.js') || name === 'package.json';
@@ -101,7 +101,7 @@ function copyOnnxRuntime(outDir: string, arch: 'arm64' | 'x64', from: string): v
   copyFiles(path.join(ortDir, 'dist'), path.join(ortOut, 'dist'), js);
   const nativeRel = path.join('bin', 'napi-v6', 'linux', arch);
   if (!fs.existsSync(path.join(ortDir, nativeRel))) {
-    throw new Error(`onnxruntime-node at ${ortDir} has no ${nativeRel}: it cannot run on Lambda ${arch}`);
+    throw new Error(`onnxruntime-node at ${ortDir} has no ${nativeRel}: it cannot run on linux ${arch}`);
   }
   copyFiles(path.join(ortDir, nativeRel), path.join(ortOut, nativeRel), () => true);
   const commonOut = path.join(outDir, 'node_modules', 'onnxruntime-common');
@@ -113,23 +113,36 @@ function copyOnnxRuntime(outDir: string, arch: 'arm64' | 'x64', from: string): v
 }
 
 function runEsbuild(options: HandlerBundleOptions, outFile: string): void {
-  // Loaded lazily: only a real synth needs it.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const esbuild = require('esbuild') as typeof import('esbuild');
-  const entry = path.resolve(options.entry);
-  const spec = `./${path.basename(entry).replace(/\.(ts|js)$/, '')}`;
+  const spec = `./${path.basename(options.entry).replace(/\.(ts|js)$/, '')}`;
   const contents = options.awaitAtInit
     ? `import * as m from ${JSON.stringify(spec)};\nawait m[${JSON.stringify(options.awaitAtInit)}];\nexport const handler = m.handler;\n`
     : `export { handler } from ${JSON.stringify(spec)};\n`;
+  esbuildModule(options.entry, contents, outFile, options.includeOnnxRuntime);
+}
+
+/**
+ * One ESM file for Node 22 from `contents`, a module that imports `entry` (so the output can re-export
+ * or await what it needs). onnxruntime-node stays external when it ships beside the bundle.
+ */
+export function esbuildModule(
+  entry: string,
+  contents: string,
+  outFile: string,
+  onnxRuntimeExternal: boolean,
+): void {
+  // Loaded lazily: only a real synth needs it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const esbuild = require('esbuild') as typeof import('esbuild');
+  const resolved = path.resolve(entry);
   esbuild.buildSync({
-    stdin: { contents, resolveDir: path.dirname(entry), sourcefile: 'lambda-entry.mjs', loader: 'js' },
+    stdin: { contents, resolveDir: path.dirname(resolved), sourcefile: 'entry.mjs', loader: 'js' },
     bundle: true,
     platform: 'node',
     format: 'esm',
     target: 'node22',
     mainFields: ['module', 'main'],
     outfile: outFile,
-    external: options.includeOnnxRuntime ? ['onnxruntime-node'] : [],
+    external: onnxRuntimeExternal ? ['onnxruntime-node'] : [],
     minify: true,
     keepNames: true,
     legalComments: 'eof',
