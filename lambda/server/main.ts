@@ -82,7 +82,8 @@ async function main(): Promise<void> {
       .then(() => service.close())
       .then(
         () => {
-          logger.info('stopped', { signal });
+          // Session runs and the requests they served: how much batching joined.
+          logger.info('stopped', { signal, batching: service.batchingStats() });
           process.exit(0);
         },
         (err: unknown) => {
