@@ -81,11 +81,16 @@ require.cache[esbuildFile].exports = {
 };
 
 const cdk = require('aws-cdk-lib');
-const { OnnxModelEndpoint } = require('model-deploy-kit');
+const { OnnxModelEndpoint, ServingBackend } = require('model-deploy-kit');
 
 const app = new cdk.App({ outdir });
 const stack = new cdk.Stack(app, 'Consumer');
 new OnnxModelEndpoint(stack, 'Fraud', { modelDir: path.join(pkgDir, 'models', 'iris') });
+const containerStack = new cdk.Stack(app, 'ConsumerContainer');
+new OnnxModelEndpoint(containerStack, 'Fraud', {
+  modelDir: path.join(pkgDir, 'models', 'iris'),
+  backend: ServingBackend.CONTAINER,
+});
 app.synth();
 
 fs.writeFileSync(
@@ -205,7 +210,7 @@ describe('npm pack', () => {
   it('holds the compiled library, handlers, CLI, declarations and example model, and nothing else', () => {
     const files = packed.files.map((f) => f.path);
     const allowed =
-      /^(dist\/(lib|lambda|bin)\/.+\.(js|d\.ts)|models\/iris\/model\.(onnx|json)|package\.json|README\.md)$/;
+      /^(dist\/(lib|lambda|bin)\/.+\.(js|d\.ts)|lambda\/container\/Dockerfile|models\/iris\/model\.(onnx|json)|package\.json|README\.md)$/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);
     expect(files).toEqual(
       expect.arrayContaining([
@@ -213,6 +218,9 @@ describe('npm pack', () => {
         'dist/lib/index.d.ts',
         'dist/lambda/handlers/api.js',
         'dist/lambda/handlers/publish-model.js',
+        'dist/lambda/server/main.js',
+        'dist/lambda/server/healthcheck.js',
+        'lambda/container/Dockerfile',
         'dist/bin/mdk.js',
         'models/iris/model.onnx',
         'models/iris/model.json',
@@ -317,6 +325,39 @@ describe('a consumer CDK app that installs the tarball', () => {
     expect(binarySources.filter((p) => !inside(work, p))).toEqual([]);
     expect(report.loaded.filter((p) => !inside(appDir, p))).toEqual([]);
     expect(report.touched.filter((p) => inside(ROOT, p))).toEqual([]);
+  });
+
+  it('stages the container image context from the installed package: its Dockerfile, the server, onnxruntime for linux/arm64 only', () => {
+    const manifest = JSON.parse(
+      fs.readFileSync(path.join(outDir, 'ConsumerContainer.assets.json'), 'utf8'),
+    ) as {
+      dockerImages: Record<
+        string,
+        { source: { directory: string; platform?: string; dockerBuildArgs?: Record<string, string> } }
+      >;
+    };
+    const images = Object.values(manifest.dockerImages);
+    expect(images).toHaveLength(1);
+    const source = (images[0] as (typeof images)[number]).source;
+    expect(source.platform).toBe('linux/arm64');
+    expect(source.dockerBuildArgs).toEqual({ APP_SOURCE: 'staged' });
+    const context = path.join(outDir, source.directory);
+    expect(fs.readFileSync(path.join(context, 'Dockerfile'), 'utf8')).toBe(
+      fs.readFileSync(path.join(installed, 'lambda', 'container', 'Dockerfile'), 'utf8'),
+    );
+    expect(fs.readdirSync(path.join(context, 'app')).sort()).toEqual([
+      'healthcheck.mjs',
+      'index.mjs',
+      'node_modules',
+    ]);
+    const ort = path.join(context, 'app', 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6');
+    expect(fs.readdirSync(path.join(ort, 'linux'))).toEqual(['arm64']);
+    // The S3 delivery default: no model in the image.
+    expect(fs.readdirSync(path.join(context, 'model'))).toEqual(['.no-baked-model']);
+    const server = path.join(installed, 'dist', 'lambda', 'server');
+    expect(report.bundled).toEqual(
+      expect.arrayContaining([path.join(server, 'main.js'), path.join(server, 'healthcheck.js')]),
+    );
   });
 
   it('writes a cloud assembly that never mentions this repository', () => {
