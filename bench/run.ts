@@ -31,6 +31,7 @@ import {
   median,
   percentile,
   type Bound,
+  type ChildMessage,
   type ColdChildResult,
   type DepsResult,
   type HandlerChildResult,
@@ -63,8 +64,16 @@ const CFG = {
     warmup: { maxIters: 2000, maxMs: QUICK ? 200 : 1000 },
     measure: { maxIters: 500_000, maxMs: QUICK ? 500 : 3000 },
   },
-  /** Per point: `rounds` runs of `durationS`, each after a `warmupS` run, variants rotated between rounds. */
-  server: { rounds: QUICK ? 1 : 3, warmupS: QUICK ? 0.3 : 0.5, durationS: QUICK ? 1 : 3 },
+  /**
+   * Per point: `rounds` windows of `durationS`, each opened once every connection has had an answer and at
+   * least `warmupS` (at most `maxWarmupS`) has passed; variants take turns between rounds.
+   */
+  server: {
+    rounds: QUICK ? 1 : 3,
+    warmupS: QUICK ? 0.3 : 0.5,
+    maxWarmupS: QUICK ? 5 : 15,
+    durationS: QUICK ? 1 : 3,
+  },
   cold: { runs: QUICK ? 2 : 5, depsRuns: QUICK ? 1 : 3 },
   /** Nothing may make the whole bench run longer than this. */
   overallMs: 12 * 60_000,
@@ -202,7 +211,11 @@ interface ServerPoint {
   connections: number;
   /** Measured runs summed into this point. */
   rounds: number;
+  /** Seconds measured, and spent warming up first (until every connection had an answer), over all rounds. */
   seconds: number;
+  warmupS: number;
+  /** Connections live in the measurement (fewest over rounds); below `connections` only if warm-up ran out. */
+  liveConnections: number;
   /** 2xx responses per second. */
   perSec: number;
   latencyMs: LatencyMs;
@@ -229,35 +242,125 @@ interface ServerPoint {
 
 /**
  * Load from autocannon, in this process, over `connections` keep-alive connections each sending its next
- * request as soon as the last is answered (a closed loop). Its result gives counts and req/s, but its
- * latency histogram keeps whole milliseconds (hdr-histogram with lowestDiscernibleValue 1; recordValue
- * truncates: 0.3, 0.7, 1.4, 1.9 and 2.6 ms record as p50 1, p99 2), too coarse for a ~0.2 ms run. Its
- * 'response' event carries each response's time in fractional ms (process.hrtime from the write of the
- * request to the end of the response), so the percentiles here are computed from those. Autocannon stays
- * the client rather than a hand-written one because it is cheap per request (pre-built request bytes on a
- * raw socket), which matters when client and server share two cores.
+ * request as soon as the last is answered (a closed loop). Its latency histogram keeps whole milliseconds
+ * (hdr-histogram with lowestDiscernibleValue 1; recordValue truncates: 0.3, 0.7, 1.4, 1.9 and 2.6 ms give
+ * p50 1, p99 2), too coarse for a ~0.2 ms run, so its 'response' event is used instead: it carries each
+ * response's time in fractional ms (process.hrtime from the write of the request to the end of the
+ * response). Autocannon stays the client rather than a hand-written one because it is cheap per request
+ * (pre-built request bytes on a raw socket), which matters when client and server share two cores.
+ *
+ * One autocannon run per measurement, with the window cut out of it here: a busy Node server accepts about
+ * one new connection per event-loop iteration (libuv; checked with a plain net server blocking 20 ms per
+ * iteration: 128 connections took 2.6 s to be accepted), so with batching off at 128 connections the last
+ * ones wait seconds for their first answer. That is connection setup, not the steady state asked about: the
+ * window opens only once every connection has had an answer (and `warmupS` has passed), and only requests
+ * sent inside the window count towards the latency percentiles.
  */
-async function cannon(url: string, body: string, connections: number, duration: number, record?: number[]) {
+interface Window {
+  /** Seconds from the run's start until the window opened. */
+  warmupS: number;
+  /** Connections that had had an answer when the window opened: all of them unless `maxWarmupS` ran out. */
+  live: number;
+  seconds: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  before: ServerStats;
+  after: ServerStats;
+  clientCpuUs: number;
+  machine0: CpuSnapshot | undefined;
+  machine1: CpuSnapshot | undefined;
+}
+
+type ServerStats = Extract<ChildMessage, { kind: 'serverStats' }>;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+async function cannonWindow(
+  server: Child,
+  url: string,
+  body: string,
+  connections: number,
+  samples: number[],
+): Promise<Window> {
+  const { warmupS, maxWarmupS, durationS } = CFG.server;
+  const started = performance.now();
   const run = autocannon({
     url,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body,
     connections,
-    duration,
+    // Stopped here once the window closes; this is only the outer bound.
+    duration: maxWarmupS + durationS + 5,
     timeout: 10,
   });
-  if (record) {
-    run.on('response', (_client, status, _bytes, ms) => {
-      if (status >= 200 && status < 300) record.push(ms);
-    });
-  }
-  // autocannon stops itself after `duration`; this is the bound should it not.
-  const guard = setTimeout(() => run.stop(), (duration + 15) * 1000);
+  const live = new Set<unknown>();
+  let windowStart: number | undefined;
+  let windowEnd: number | undefined;
+  let ok = 0;
+  let non2xx = 0;
+  let open = (): void => undefined;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const begin = () => {
+    windowStart ??= performance.now();
+    open();
+  };
+  run.on('response', (client, status, _bytes, ms) => {
+    const now = performance.now();
+    if (windowStart === undefined) {
+      live.add(client);
+      if (live.size >= connections && now - started >= warmupS * 1000) begin();
+      return;
+    }
+    if (windowEnd !== undefined) return;
+    if (status < 200 || status >= 300) non2xx++;
+    else {
+      ok++;
+      if (now - ms >= windowStart) samples.push(ms);
+    }
+  });
+  const cap = setTimeout(begin, maxWarmupS * 1000);
   try {
-    return await run;
+    // Rejects only if the run ends (its outer bound) before the window opened.
+    const ended = Promise.resolve(run).then(() => {
+      if (windowStart === undefined) {
+        throw new Error(
+          `autocannon ended before the measurement window opened (${live.size}/${connections} live)`,
+        );
+      }
+    });
+    await Promise.race([opened, ended]);
+    const start = windowStart as number;
+    const client0 = process.cpuUsage();
+    const machine0 = cpuSnapshot();
+    const before = await server.ask('stats', 'serverStats');
+    await sleep(start + durationS * 1000 - performance.now());
+    windowEnd = performance.now();
+    const client = process.cpuUsage(client0);
+    const machine1 = cpuSnapshot();
+    const after = await server.ask('stats', 'serverStats');
+    run.stop();
+    const r = await run;
+    return {
+      warmupS: (start - started) / 1000,
+      live: live.size,
+      seconds: (windowEnd - start) / 1000,
+      ok,
+      // Over the whole run, warm-up included: nothing may be refused at any point.
+      non2xx: Math.max(non2xx, r.non2xx),
+      errors: r.errors,
+      timeouts: r.timeouts,
+      before,
+      after,
+      clientCpuUs: client.user + client.system,
+      machine0,
+      machine1,
+    };
   } finally {
-    clearTimeout(guard);
+    clearTimeout(cap);
+    run.stop();
   }
 }
 
@@ -277,6 +380,9 @@ function latencyOf(samples: readonly number[]): LatencyMs {
 /** What one measured run of a point adds up: counters to be summed over rounds. */
 interface Tally {
   seconds: number;
+  warmupS: number;
+  /** The fewest connections live when a window opened. */
+  live: number;
   ok: number;
   non2xx: number;
   errors: number;
@@ -297,6 +403,8 @@ interface Tally {
 function emptyTally(): Tally {
   return {
     seconds: 0,
+    warmupS: 0,
+    live: Infinity,
     ok: 0,
     non2xx: 0,
     errors: 0,
@@ -317,34 +425,30 @@ function emptyTally(): Tally {
 /** One measured run of `connections` against one server, added to `t`. */
 async function measure(server: Child, target: string, model: ModelCase, connections: number, t: Tally) {
   const body = buildWorkload(model, SERVER_BATCH).jsonBody;
-  await cannon(target, body, connections, CFG.server.warmupS);
-  const before = await server.ask('stats', 'serverStats');
-  const client0 = process.cpuUsage();
-  const machine0 = cpuSnapshot();
-  const r = await cannon(target, body, connections, CFG.server.durationS, t.samples);
-  const machine1 = cpuSnapshot();
-  const client = process.cpuUsage(client0);
-  const after = await server.ask('stats', 'serverStats');
-  const b0 = before.batching[model.name];
-  const b1 = after.batching[model.name];
-  t.seconds += r.duration;
-  t.ok += r['2xx'];
-  t.non2xx += r.non2xx;
-  t.errors += r.errors;
-  t.timeouts += r.timeouts;
+  const w = await cannonWindow(server, target, body, connections, t.samples);
+  const b0 = w.before.batching[model.name];
+  const b1 = w.after.batching[model.name];
+  t.seconds += w.seconds;
+  t.warmupS += w.warmupS;
+  t.live = Math.min(t.live, w.live);
+  t.ok += w.ok;
+  t.non2xx += w.non2xx;
+  t.errors += w.errors;
+  t.timeouts += w.timeouts;
   if (b0 && b1) {
     t.runs += b1.runs - b0.runs;
     t.requests += b1.requests - b0.requests;
     t.joinedRuns += b1.joinedRuns - b0.joinedRuns;
     t.joinedRunMs += b1.joinedRunMs - b0.joinedRunMs;
   }
-  t.serverCpuUs += after.cpuUs - before.cpuUs;
-  t.clientCpuUs += client.user + client.system;
-  t.eventLoopActiveMs += after.eventLoop.activeMs - before.eventLoop.activeMs;
-  t.eventLoopIdleMs += after.eventLoop.idleMs - before.eventLoop.idleMs;
+  t.serverCpuUs += w.after.cpuUs - w.before.cpuUs;
+  t.clientCpuUs += w.clientCpuUs;
+  t.eventLoopActiveMs += w.after.eventLoop.activeMs - w.before.eventLoop.activeMs;
+  t.eventLoopIdleMs += w.after.eventLoop.idleMs - w.before.eventLoop.idleMs;
+  const { machine0: m0, machine1: m1 } = w;
   t.machineBusyCoreSeconds +=
-    machine0 && machine1 && machine1.total > machine0.total
-      ? ((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * os.cpus().length * r.duration
+    m0 && m1 && m1.total > m0.total
+      ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * os.cpus().length * w.seconds
       : NaN;
 }
 
@@ -363,6 +467,8 @@ function toPoint(model: ModelCase, variant: ServerVariant, connections: number, 
     connections,
     rounds: CFG.server.rounds,
     seconds: t.seconds,
+    warmupS: t.warmupS,
+    liveConnections: t.live,
     perSec: t.ok / t.seconds,
     latencyMs: latencyOf(t.samples),
     non2xx: t.non2xx,
@@ -828,18 +934,20 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
     out.push(
       `2. HTTP server (its own process) under autocannon (this process): ${label(TARGET_MODEL)}, batch-${SERVER_BATCH} JSON POSTs`,
       '   on loopback, closed loop (each connection sends its next request when the last is answered). Each point is',
-      `   ${CFG.server.rounds} x ${CFG.server.durationS} s, each after a ${CFG.server.warmupS} s warm-up, variants taking turns; max in flight ${MAX_IN_FLIGHT}, no access log`,
-      '   (as --quiet). Variants as `mdk serve --batch-max-size N --batch-max-latency-ms MS`; off is the default.',
-      '   Latency: client-side, every 2xx response, sub-ms. req/run = requests per session run; joined run = mean ms',
-      '   of the runs that joined >= 2 requests (both from service.batchingStats()). CPU: cores kept busy by the server',
-      "   (main thread + onnxruntime's threads), by the client, and by any other process (noise); loop = the",
-      "   server main thread's event-loop utilization.",
+      `   ${CFG.server.rounds} window(s) of ${CFG.server.durationS} s, variants taking turns; a window opens once every connection has had an answer`,
+      `   (warm-up: >= ${CFG.server.warmupS} s, mean per window shown; a busy server accepts ~1 connection per event-loop turn).`,
+      `   Max in flight ${MAX_IN_FLIGHT}, no access log (as --quiet). Variants as \`mdk serve --batch-max-size N`,
+      '   --batch-max-latency-ms MS`; off is the default. Latency: client-side, requests sent in the window, sub-ms.',
+      '   req/run = requests per session run; joined run = mean ms of the runs that joined >= 2 requests (both from',
+      '   service.batchingStats()). non-2xx and errors: whole runs, warm-up included. CPU: cores kept busy by the',
+      "   server (main thread + onnxruntime's threads), the client, and other processes (noise); loop = the server",
+      "   main thread's event-loop utilization.",
       `   Raw = sequential session.run in its own process, ${CFG.raw.measure.maxMs / 1000} s. Client and server share the ${r.machine.cores} cores.`,
       '',
     );
     const sRows: Cell[][] = r.server.map((p) => [
       p.label,
-      p.connections,
+      p.liveConnections < p.connections ? `${p.connections} (${p.liveConnections} live)` : p.connections,
       p.perSec,
       p.latencyMs.p50,
       p.latencyMs.p99,
@@ -853,6 +961,7 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
       p.clientCores,
       p.serverEventLoopUtilization,
       p.otherCores,
+      p.warmupS / p.rounds,
     ]);
     out.push(
       table(
@@ -872,6 +981,7 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
           { title: 'cli CPU', decimals: 2 },
           { title: 'loop', decimals: 2 },
           { title: 'others', decimals: 2 },
+          { title: 'warm-up s', decimals: 1 },
         ],
         sRows,
       ),
