@@ -12,6 +12,7 @@ import { Construct } from 'constructs';
 import {
   MODEL_SERVER_HEALTH_COMMAND,
   MODEL_SERVER_HEALTH_PATH,
+  MODEL_SERVER_MODEL_DIR,
   MODEL_SERVER_PORT,
   modelServerImage,
 } from './container-image';
@@ -201,7 +202,7 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
   public readonly accessLogsBucket?: s3.IBucket;
   public readonly modelName: string;
   public readonly modelVersion: string;
-  /** What MODEL_URI is set to, or /opt/ml/model for a baked model. */
+  /** What MODEL_URI is set to, or MODEL_SERVER_MODEL_DIR (/opt/ml/model) for a baked model. */
   public readonly modelUri: string;
   public readonly cpuArchitecture: ecs.CpuArchitecture;
   private readonly modelLoadFailures: cloudwatch.Metric;
@@ -303,7 +304,7 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
       this.modelName = folder.manifest.name;
       this.modelVersion = folder.manifest.version;
       // Unset MODEL_URI: the server serves what the image holds.
-      this.modelUri = '/opt/ml/model';
+      this.modelUri = MODEL_SERVER_MODEL_DIR;
       environment.MODEL_SHA256 = folder.sha256;
     }
     environment.MODEL_NAME = this.modelName;
