@@ -1,5 +1,6 @@
 export * from './bundling';
 export * from './config';
+export * from './container-image';
 export * from './inference-api';
 export * from './model-artifact';
 export * from './model-bucket';
