@@ -997,14 +997,19 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
         });
         return `       ${String(c).padStart(3)} connections: ${ratios.join('; ')}`;
       }),
-      '   (b) p99 vs bound = maxLatencyMs + 2 x mean joined run ms, per batching-on point:',
+      '   (b) p99 vs bound = maxLatencyMs + 2 x mean joined run ms, per batching-on point; then, for scale, the mean',
+      "       latency a closed loop must show whatever the batching (connections / req/s, Little's law) and the mean",
+      '       time from one session run to the next (req/run / req/s):',
       ...r.server
         .filter((p) => p.batching)
         .map(
           (p) =>
             `       ${p.label}, ${String(p.connections).padStart(3)} connections: ${boundText(p)}: ${
               p.p99BoundMs === undefined ? 'n/a' : p.latencyMs.p99 <= p.p99BoundMs ? 'within' : 'over'
-            }`,
+            } (closed-loop mean ${fmt((p.connections / p.perSec) * 1000, 2)} ms; a run every ${fmt(
+              ((p.requestsPerRun ?? NaN) / p.perSec) * 1000,
+              2,
+            )} ms)`,
         ),
       `   (c) server / raw: ${SERVER_VARIANTS.filter((x) => x.batching)
         .map((x) => {
