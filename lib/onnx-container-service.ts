@@ -317,7 +317,8 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
     if (limits.maxPayloadBytes !== undefined) environment.MAX_PAYLOAD_BYTES = String(limits.maxPayloadBytes);
     if (limits.maxBatch !== undefined) environment.MAX_BATCH = String(limits.maxBatch);
     if (limits.maxElements !== undefined) environment.MAX_ELEMENTS = String(limits.maxElements);
-    if (props.intraOpThreads !== undefined) environment.ORT_INTRA_OP_THREADS = String(props.intraOpThreads);
+    // Set, not left to the runtime: a small task's VM may show more CPUs than the task is given.
+    environment.ORT_INTRA_OP_THREADS = String(props.intraOpThreads ?? Math.max(1, Math.floor(cpu / 1024)));
     Object.assign(environment, props.environment ?? {});
 
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;

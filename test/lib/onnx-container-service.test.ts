@@ -153,6 +153,8 @@ describe('OnnxContainerService', () => {
       LOG_PAYLOADS: 'false',
       AWS_REGION: 'us-east-1',
       POWERTOOLS_METRICS_NAMESPACE: 'ModelDeployKit',
+      // One onnxruntime thread per vCPU of the default 1024-unit task.
+      ORT_INTRA_OP_THREADS: '1',
     });
     for (const unset of [
       'BATCH_MAX_SIZE',
@@ -160,7 +162,6 @@ describe('OnnxContainerService', () => {
       'MAX_QUEUE',
       'PATH_PREFIX',
       'MAX_PAYLOAD_BYTES',
-      'ORT_INTRA_OP_THREADS',
     ]) {
       expect(e[unset]).toBeUndefined();
     }
