@@ -69,7 +69,8 @@ export interface OnnxContainerServiceProps {
   readonly vpc?: ec2.IVpc;
   /**
    * Subnets for the tasks, the load balancer and the VPC link.
-   * @default - the VPC's private subnets (the isolated ones, in the VPC this construct creates)
+   * @default - the isolated subnets of the VPC this construct creates; in a VPC you bring, its private
+   *   subnets with egress (a VPC with isolated subnets only must name them here)
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /**
@@ -90,7 +91,7 @@ export interface OnnxContainerServiceProps {
   readonly ephemeralStorageGiB?: number;
   /** Tasks kept running, and the desired count at creation. @default 1 */
   readonly minCapacity?: number;
-  /** @default 4 */
+  /** @default - 4, or minCapacity when that is more */
   readonly maxCapacity?: number;
   /** Average CPU the service scales to hold. @default 60 */
   readonly targetCpuPercent?: number;
@@ -289,7 +290,6 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
       LOG_LEVEL: props.logLevel ?? 'INFO',
       LOG_PAYLOADS: props.logPayloads ? 'true' : 'false',
       POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       // Drain before ECS's SIGKILL, with time to spare for the exit itself.
       DRAIN_TIMEOUT_MS: String((stopSeconds - 5) * 1000),
     };

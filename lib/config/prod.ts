@@ -21,7 +21,7 @@ export const prodConfig: StageConfig = {
     batching: { maxBatchSize: 32, maxLatencyMs: 5 },
     logLevel: 'INFO',
   },
-  // Unused while backend is CONTAINER: going back to Lambda is one line.
+  // Kept while backend is CONTAINER, so going back to Lambda is one line; `tracing` still sets the API's X-Ray.
   function: {
     memorySize: 2048,
     reservedConcurrency: 200,

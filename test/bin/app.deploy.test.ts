@@ -117,9 +117,17 @@ async function cdk(args: string[], cwd: string): Promise<string> {
   return output;
 }
 
+/**
+ * The app as cdk.json runs it, with absolute paths: the CLI runs in the test's own folder, so what it
+ * writes there (cdk.context.json with the availability zones prod's VPC looked up in moto) stays out of
+ * the repository.
+ */
+const APP = `${path.join(ROOT, 'node_modules', '.bin', 'tsx')} ${path.join(ROOT, 'bin', 'app.ts')}`;
+
 function deployArgs(extra: string[], lockFile = path.join(work, 'model-versions.json')): string[] {
   return [
     'deploy',
+    ...(extra.includes('--app') ? [] : ['--app', APP]),
     `${STAGE}/*`,
     '--method=direct',
     '--require-approval',
@@ -187,7 +195,7 @@ beforeAll(async () => {
 
   // From a folder with no cdk.json, so bootstrapping does not synthesize the app.
   await cdk(['bootstrap', `aws://${ACCOUNT}/${REGION}`], work);
-  await cdk(deployArgs(['--output', path.join(work, 'cdk.out')]), ROOT);
+  await cdk(deployArgs(['--output', path.join(work, 'cdk.out')]), work);
 }, CLI_TIMEOUT_MS * 2);
 
 afterAll(async () => {
@@ -288,7 +296,7 @@ it('deploying the same assembly again changes nothing', async () => {
   const before = await versionIds(bucket);
   expect(Object.keys(before).sort()).toEqual([`${PREFIX}model.json`, `${PREFIX}model.onnx`]);
 
-  await cdk(deployArgs(['--app', path.join(work, 'cdk.out')]), ROOT);
+  await cdk(deployArgs(['--app', path.join(work, 'cdk.out')]), work);
 
   for (const stack of await stageStacks()) expect(stack.StackStatus).toMatch(/^(CREATE|UPDATE)_COMPLETE$/);
   expect(await versionIds(bucket)).toEqual(before);
@@ -315,7 +323,7 @@ it(
         ['-c', `modelDir=${changed}`, '--output', path.join(work, 'cdk.out.changed')],
         path.join(work, 'other-app-versions.json'),
       ),
-      ROOT,
+      work,
     );
 
     expect(code).not.toBe(0);

@@ -152,11 +152,12 @@ describe('OnnxContainerService', () => {
       LOG_LEVEL: 'INFO',
       LOG_PAYLOADS: 'false',
       AWS_REGION: 'us-east-1',
-      POWERTOOLS_METRICS_NAMESPACE: 'ModelDeployKit',
       // One onnxruntime thread per vCPU of the default 1024-unit task.
       ORT_INTRA_OP_THREADS: '1',
     });
     for (const unset of [
+      // The container writes no EMF: nothing would extract it from awslogs.
+      'POWERTOOLS_METRICS_NAMESPACE',
       'BATCH_MAX_SIZE',
       'BATCH_MAX_LATENCY_MS',
       'MAX_QUEUE',
