@@ -32,6 +32,10 @@ function imageSource(stack: cdk.Stack, image: ecs.ContainerImage, outdir: string
   return { ...source, directory: path.join(outdir, source.directory) };
 }
 
+/** onnxruntime-node's linux binaries in a staged context: one folder per architecture shipped. */
+const linuxBinaries = (context: string) =>
+  path.join(context, 'app', 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
+
 let scratch: string;
 beforeAll(() => (scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-image-test-'))));
 afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
@@ -44,16 +48,7 @@ describe('modelServerImage', () => {
     expect(source.platform).toBe('linux/arm64');
     expect(source.dockerBuildArgs).toEqual({ APP_SOURCE: 'staged' });
     expect(fs.readdirSync(source.directory).sort()).toEqual(['Dockerfile', 'app', 'model']);
-    const native = path.join(
-      source.directory,
-      'app',
-      'node_modules',
-      'onnxruntime-node',
-      'bin',
-      'napi-v6',
-      'linux',
-    );
-    expect(fs.readdirSync(native)).toEqual(['arm64']);
+    expect(fs.readdirSync(linuxBinaries(source.directory))).toEqual(['arm64']);
     expect(fs.readdirSync(path.join(source.directory, 'model')).sort()).toEqual(['model.json', 'model.onnx']);
   });
 
@@ -63,16 +58,7 @@ describe('modelServerImage', () => {
     const image = modelServerImage(stack, { cpuArchitecture: ecs.CpuArchitecture.X86_64 });
     const source = imageSource(stack, image, outdir);
     expect(source.platform).toBe('linux/amd64');
-    const native = path.join(
-      source.directory,
-      'app',
-      'node_modules',
-      'onnxruntime-node',
-      'bin',
-      'napi-v6',
-      'linux',
-    );
-    expect(fs.readdirSync(native)).toEqual(['x64']);
+    expect(fs.readdirSync(linuxBinaries(source.directory))).toEqual(['x64']);
   });
 
   it('uses a small placeholder context when the stack skips bundling', () => {
