@@ -123,12 +123,25 @@ export interface ModelServerImageOptions {
 // Staged contexts are kept for the process (synth stages each one once) and removed when it exits.
 const staged = new Map<string, string>();
 let stagingRoot: string | undefined;
+let cleanupRegistered = false;
+
+/**
+ * Removes the image contexts this process staged (tens of MB each in the temp folder). It runs when the
+ * process exits; call it sooner where that exit hook never fires, such as in a jest test file.
+ */
+export function clearStagedImages(): void {
+  if (stagingRoot) fs.rmSync(stagingRoot, { recursive: true, force: true });
+  stagingRoot = undefined;
+  staged.clear();
+}
 
 function stagingDir(key: string): string {
   if (!stagingRoot) {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-image-'));
-    stagingRoot = root;
-    process.once('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+    stagingRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-image-'));
+    if (!cleanupRegistered) {
+      cleanupRegistered = true;
+      process.once('exit', clearStagedImages);
+    }
   }
   return path.join(stagingRoot, crypto.createHash('sha256').update(key).digest('hex').slice(0, 16));
 }

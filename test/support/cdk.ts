@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { clearStagedImages } from '../../lib/container-image';
 
 export const IRIS_DIR = path.join(__dirname, '..', '..', 'models', 'iris');
 export const TEST_ENV = { account: '123456789012', region: 'us-east-1' };
@@ -13,6 +14,8 @@ let outRoot: string | undefined;
 afterAll(() => {
   if (outRoot) fs.rmSync(outRoot, { recursive: true, force: true });
   outRoot = undefined;
+  // Jest's workers outlive a test file, so the exit hook that removes staged image contexts comes late.
+  clearStagedImages();
 });
 
 export function testApp(): cdk.App {
