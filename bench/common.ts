@@ -316,8 +316,42 @@ export interface DepsResult {
   readonly modules: readonly { readonly module: string; readonly ms: number }[];
 }
 
+/** Client-side latency percentiles of an open-loop point, ms; null where that share of requests had no 2xx answer in time. */
+export interface OpenLoopLatency {
+  readonly p50: number | null;
+  readonly p90: number | null;
+  readonly p99: number | null;
+  readonly max: number | null;
+}
+
+export interface OpenLoopResult {
+  readonly kind: 'openLoop';
+  /** Seconds from the window opening to closing, as this process timed it. */
+  readonly seconds: number;
+  /** Requests scheduled inside the window, and of those: sent (written or queued) before the window closed, */
+  readonly scheduled: number;
+  readonly sentInWindow: number;
+  /** ...answered 2xx, answered otherwise, failed (socket error), and not answered by the end of the drain. */
+  readonly ok: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly unanswered: number;
+  /** 2xx responses (any request's) that ended inside the window, per second: the throughput. */
+  readonly okPerSec: number;
+  /** From each window request's scheduled send time to the end of its response; a request without a 2xx counts as infinitely late. */
+  readonly latencyMs: OpenLoopLatency;
+  /** From a request's scheduled send time to its send (write or queue): the load generator's own lag, included in latencyMs. */
+  readonly sendLagMs: { readonly p50: number; readonly p99: number };
+  /** This process's CPU time in the window, µs. */
+  readonly cpuUs: number;
+}
+
 export type ChildMessage =
   | HandlerChildResult
+  | OpenLoopResult
+  /** The open-loop load generator's window has opened / closed (its warm-up is over / its last scheduled send is due). */
+  | { readonly kind: 'windowOpen' }
+  | { readonly kind: 'windowClose' }
   | DepsResult
   | RawChildResult
   | ColdChildResult

@@ -5,11 +5,15 @@
  * dynamic batching off (its default) or on with the given options. Reports its
  * URL over IPC, answers 'stats' with service.batchingStats(), its own CPU time
  * and event-loop utilization, and serves until the parent says 'stop'.
+ *
+ * With `echo`, it loads no model and answers every request with a fixed JSON body once the request body is
+ * read: the floor a client sees from Node's HTTP on loopback alone.
  */
+import * as http from 'node:http';
 import { runtimeConfigFromEnv } from '../lambda/core/runtime-config';
 import { InferenceService } from '../lambda/core/service';
 import { startServer } from '../lambda/server/server';
-import { childArg, errorText, sendToParent, type ModelCase } from './common';
+import { childArg, errorText, sendToParent, type ChildMessage, type ModelCase } from './common';
 
 export interface ServerChildArgs {
   readonly model: ModelCase;
@@ -17,10 +21,65 @@ export interface ServerChildArgs {
   readonly batching: { readonly maxBatchSize: number; readonly maxLatencyMs: number } | undefined;
   /** As `mdk serve --max-queue N`: requests in flight before a 503. */
   readonly maxInFlight: number;
+  /** No model: a plain Node HTTP server answering a fixed small JSON body. */
+  readonly echo?: boolean;
+}
+
+/** About the size of the mlp's real answer (10 FP32 outputs). */
+const ECHO_BODY = JSON.stringify({
+  model_name: 'echo',
+  outputs: [
+    { name: 'output', datatype: 'FP32', shape: [1, 10], data: new Array<number>(10).fill(0.123456789) },
+  ],
+});
+
+async function echoServer(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(ECHO_BODY),
+      });
+      res.end(ECHO_BODY);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function serveStats(batching: () => Extract<ChildMessage, { kind: 'serverStats' }>['batching']): void {
+  const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
+  sendToParent({
+    kind: 'serverStats',
+    batching: batching(),
+    cpuUs: cpu.user + cpu.system,
+    eventLoop: { idleMs: elu.idle, activeMs: elu.active },
+  }).catch(() => process.exit(1));
 }
 
 async function main(): Promise<void> {
-  const { model, batching, maxInFlight } = childArg<ServerChildArgs>();
+  const { model, batching, maxInFlight, echo } = childArg<ServerChildArgs>();
+  // The parent owns this process's life: if it dies, so does the server.
+  process.on('disconnect', () => process.exit(0));
+  if (echo) {
+    const server = await echoServer();
+    process.on('message', (msg) => {
+      if (msg === 'stats') serveStats(() => ({}));
+      else if (msg === 'stop')
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+    });
+    await sendToParent({ kind: 'listening', url: server.url });
+    return;
+  }
   // ORT_INTRA_OP_THREADS if set, as for the handler and the raw baseline; else undefined, i.e. the core's
   // default (every CPU), which is also what `mdk serve` without --threads gives.
   const threads = runtimeConfigFromEnv({ ...process.env, MODEL_URI: model.dir }).intraOpNumThreads;
@@ -37,14 +96,7 @@ async function main(): Promise<void> {
   const server = await startServer(service, { port: 0, host: '127.0.0.1', maxInFlight });
   process.on('message', (msg) => {
     if (msg === 'stats') {
-      const cpu = process.cpuUsage();
-      const elu = performance.eventLoopUtilization();
-      sendToParent({
-        kind: 'serverStats',
-        batching: service.batchingStats(),
-        cpuUs: cpu.user + cpu.system,
-        eventLoop: { idleMs: elu.idle, activeMs: elu.active },
-      }).catch(() => process.exit(1));
+      serveStats(() => service.batchingStats());
       return;
     }
     if (msg !== 'stop') return;
@@ -56,8 +108,6 @@ async function main(): Promise<void> {
         () => process.exit(1),
       );
   });
-  // The parent owns this process's life: if it dies, so does the server.
-  process.on('disconnect', () => process.exit(0));
   await sendToParent({ kind: 'listening', url: server.url });
 }
 
