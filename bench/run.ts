@@ -5,8 +5,11 @@
  * Every measurement runs in a child process of its own (the handler's logs go
  * to /dev/null there; the server does not share autocannon's event loop), and
  * every loop is bounded by both a count and a time. The server phase compares
- * dynamic batching off and on (batch-1 requests at 32 and 128 connections on
- * the mlp model) with sub-millisecond client-side latency percentiles. Prints tables to stdout,
+ * dynamic batching off and on (batch-1 requests on the mlp model) in a closed
+ * loop (autocannon, 32 and 128 connections) and an open loop (fixed Poisson
+ * arrival rates, open-loop-child.ts), with sub-millisecond client-side latency
+ * percentiles, and checks the issue's p99 bound against the raw session.run
+ * at the batch size the server formed. Prints tables to stdout,
  * progress to stderr, and writes bench/results/latest.json. Always exits 0 when
  * it ran: timings never fail the bench, they are reported as PASS/FAIL.
  *
@@ -36,12 +39,14 @@ import {
   type DepsResult,
   type HandlerChildResult,
   type ModelCase,
+  type OpenLoopLatency,
   type RawChildResult,
   type Stats,
   type VariantResult,
 } from './common';
 import type { ColdChildArgs } from './cold-child';
 import type { HandlerChildArgs } from './handler-child';
+import type { OpenLoopChildArgs } from './open-loop-child';
 import type { ServerChildArgs } from './server-child';
 import { fmt, table, type Cell } from './table';
 
@@ -74,12 +79,33 @@ const CFG = {
     maxWarmupS: QUICK ? 5 : 15,
     durationS: QUICK ? 1 : 3,
   },
+  /**
+   * Per point: a fixed Poisson rate, `shares` of a closed-loop point's req/s measured before; first
+   * `referenceShare`, near idle, for the latency floor without queueing (also against a no-model echo
+   * server). `warmupS`, then the `durationS` window, then `drainS` for the window's late answers; `settleS`
+   * between points.
+   */
+  openLoop: {
+    referenceShare: 0.02,
+    shares: [0.5, 0.8],
+    warmupS: QUICK ? 0.3 : 1,
+    durationS: QUICK ? 1 : 4,
+    drainS: QUICK ? 0.5 : 2,
+    settleS: QUICK ? 0.2 : 0.5,
+    maxSockets: 256,
+  },
+  /** The raw session.run at the batch sizes the batching server formed, for the p99 bound: median run time. */
+  rawAtBatch: {
+    warmup: { maxIters: 500, maxMs: QUICK ? 100 : 300 },
+    measure: { maxIters: QUICK ? 500 : 3000, maxMs: QUICK ? 150 : 600 },
+  },
   cold: { runs: QUICK ? 2 : 5, depsRuns: QUICK ? 1 : 3 },
   /** Nothing may make the whole bench run longer than this. */
   overallMs: 12 * 60_000,
 } as const satisfies {
   handler: { warmup: Bound; block: Bound; stageBlock: Bound; rounds: number; stageRounds: number };
   raw: { warmup: Bound; measure: Bound };
+  rawAtBatch: { warmup: Bound; measure: Bound };
   [k: string]: unknown;
 };
 
@@ -186,11 +212,28 @@ interface ServerVariant {
 const OFF = 'off';
 /** `--batch-max-size 64`: joins only what is already waiting, adds no wait. */
 const ON_0 = 'on-64-0ms';
+const ON_2 = 'on-64-2ms';
 const SERVER_VARIANTS: readonly ServerVariant[] = [
   { key: OFF, label: 'batching off', batching: undefined },
   { key: ON_0, label: 'batching 64, 0 ms', batching: { maxBatchSize: 64, maxLatencyMs: 0 } },
-  { key: 'on-64-2ms', label: 'batching 64, 2 ms', batching: { maxBatchSize: 64, maxLatencyMs: 2 } },
+  { key: ON_2, label: 'batching 64, 2 ms', batching: { maxBatchSize: 64, maxLatencyMs: 2 } },
 ];
+/** At the open loop's near-idle reference rate only: Node's HTTP on loopback without a model. */
+const ECHO: ServerVariant = { key: 'echo', label: 'echo server, no model', batching: undefined };
+/** The closed-loop point whose req/s the open-loop rates are shares of. */
+const OPEN_LOOP_BASIS = { variant: ON_2, connections: 32 } as const;
+
+/**
+ * The issue's p99 bound for a batching-on point: maxLatencyMs + 2 x one batched run. One batched run is the
+ * raw session.run's median time (raw child: alone, same thread settings) at the batch size the server
+ * formed, its requests per run rounded. (The batcher's own joined-run time is not used: onnxruntime-node
+ * 1.30 runs the session from a setImmediate, so that timer also covers an event-loop turn of HTTP work.)
+ */
+interface P99Bound {
+  rows: number;
+  rawRunMs: number;
+  boundMs: number;
+}
 
 /** Client-side latency of the 2xx responses of one point, ms. */
 interface LatencyMs {
@@ -227,10 +270,13 @@ interface ServerPoint {
   batchedRequests?: number;
   requestsPerRun?: number;
   joinedRuns?: number;
-  /** Mean ms of the session runs that joined two or more requests (batchingStats' joinedRunMs / joinedRuns). */
+  /**
+   * Mean ms of the session runs that joined two or more requests (batchingStats' joinedRunMs / joinedRuns).
+   * Timed from before onnxruntime-node's setImmediate, so it includes one event-loop turn.
+   */
   meanJoinedRunMs?: number;
-  /** The issue's p99 bound: maxLatencyMs + 2 x meanJoinedRunMs. */
-  p99BoundMs?: number;
+  /** Filled in once the raw runs at the formed batch size are measured (batching on only). */
+  bound?: P99Bound;
   /** CPU time over wall time: the server process (main thread and onnxruntime's threads), and this load generator. */
   serverCores: number;
   clientCores: number;
@@ -445,11 +491,14 @@ async function measure(server: Child, target: string, model: ModelCase, connecti
   t.clientCpuUs += w.clientCpuUs;
   t.eventLoopActiveMs += w.after.eventLoop.activeMs - w.before.eventLoop.activeMs;
   t.eventLoopIdleMs += w.after.eventLoop.idleMs - w.before.eventLoop.idleMs;
-  const { machine0: m0, machine1: m1 } = w;
-  t.machineBusyCoreSeconds +=
-    m0 && m1 && m1.total > m0.total
-      ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * os.cpus().length * w.seconds
-      : NaN;
+  t.machineBusyCoreSeconds += machineBusyCores(w.machine0, w.machine1) * w.seconds;
+}
+
+/** Cores the whole machine kept busy between two snapshots (Linux); NaN when unknown. */
+function machineBusyCores(m0: CpuSnapshot | undefined, m1: CpuSnapshot | undefined): number {
+  return m0 && m1 && m1.total > m0.total
+    ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * os.cpus().length
+    : NaN;
 }
 
 function toPoint(model: ModelCase, variant: ServerVariant, connections: number, t: Tally): ServerPoint {
@@ -479,10 +528,6 @@ function toPoint(model: ModelCase, variant: ServerVariant, connections: number, 
     requestsPerRun: batched ? t.requests / t.runs : undefined,
     joinedRuns: batched ? t.joinedRuns : undefined,
     meanJoinedRunMs,
-    p99BoundMs:
-      variant.batching && meanJoinedRunMs !== undefined
-        ? variant.batching.maxLatencyMs + 2 * meanJoinedRunMs
-        : undefined,
     serverCores,
     clientCores,
     otherCores: Number.isFinite(others) ? Math.max(0, others) : undefined,
@@ -496,7 +541,10 @@ function toPoint(model: ModelCase, variant: ServerVariant, connections: number, 
  * compared at one connection count share the same stretch of time, and a burst of other work on the
  * machine is spread over them rather than landing on one.
  */
-async function benchServer(model: ModelCase): Promise<ServerPoint[]> {
+async function benchServer(
+  model: ModelCase,
+  phase: (name: string) => void,
+): Promise<{ closed: ServerPoint[]; open: OpenLoopPoint[] }> {
   progress(
     `server: ${model.label}, ${SERVER_VARIANTS.map((v) => v.label).join(' / ')} (each server in a child process, autocannon here)`,
   );
@@ -507,27 +555,189 @@ async function benchServer(model: ModelCase): Promise<ServerPoint[]> {
       child: new Child(child('server-child.ts'), arg, { stdout: 'ignore', timeoutMs: 300_000 }),
     };
   });
+  const echoArg: ServerChildArgs = { model, batching: undefined, maxInFlight: MAX_IN_FLIGHT, echo: true };
+  const echo = new Child(child('server-child.ts'), echoArg, { stdout: 'ignore', timeoutMs: 300_000 });
   const points: ServerPoint[] = [];
+  const open: OpenLoopPoint[] = [];
   try {
     const urls = await Promise.all(servers.map(async (s) => (await s.child.waitFor('listening')).url));
+    const targets = servers.map(({ variant, child: server }, i) => ({
+      variant,
+      server,
+      url: `${urls[i] as string}${inferPath(model)}`,
+    }));
     for (const connections of SERVER_CONNECTIONS) {
       const tallies = servers.map(() => emptyTally());
       for (let round = 0; round < CFG.server.rounds; round++) {
         progress(`  ${connections} connections, round ${round + 1} of ${CFG.server.rounds}`);
-        for (const [i, { child: server }] of servers.entries()) {
-          const target = `${urls[i] as string}${inferPath(model)}`;
-          await measure(server, target, model, connections, tallies[i] as Tally);
+        for (const [i, { server, url }] of targets.entries()) {
+          await measure(server, url, model, connections, tallies[i] as Tally);
         }
       }
       servers.forEach(({ variant }, i) =>
         points.push(toPoint(model, variant, connections, tallies[i] as Tally)),
       );
     }
+    const basis = points.find(
+      (p) => p.variant === OPEN_LOOP_BASIS.variant && p.connections === OPEN_LOOP_BASIS.connections,
+    );
+    if (!basis) throw new Error('the open-loop basis point was not measured');
+    phase('open loop');
+    // Batching on first at each rate, off (overloaded at the higher rates) last; the echo server at the
+    // reference rate only.
+    const order = [
+      ...targets.filter((t) => t.variant.batching),
+      ...targets.filter((t) => !t.variant.batching),
+    ];
+    const echoUrl = `${(await echo.waitFor('listening')).url}${inferPath(model)}`;
+    const { referenceShare, shares } = CFG.openLoop;
+    for (const share of [referenceShare, ...shares]) {
+      const list =
+        share === referenceShare ? [...order, { variant: ECHO, server: echo, url: echoUrl }] : order;
+      for (const t of list) {
+        progress(`  open loop, ${(share * 100).toFixed(0)}% of ${fmt(basis.perSec)}/s: ${t.variant.label}`);
+        open.push(await openLoopPoint(model, t.variant, t.server, t.url, share, basis.perSec));
+        await sleep(CFG.openLoop.settleS * 1000);
+      }
+    }
   } finally {
-    for (const { child: server } of servers) if (server.process.connected) server.send('stop');
-    await Promise.all(servers.map((s) => s.child.done));
+    const all = [...servers.map((s) => s.child), echo];
+    for (const server of all) if (server.process.connected) server.send('stop');
+    await Promise.all(all.map((c) => c.done));
   }
-  return points;
+  return { closed: points, open };
+}
+
+// ---- 2b. open loop: a fixed arrival rate ----
+
+interface OpenLoopPoint {
+  model: string;
+  variant: string;
+  label: string;
+  batching: ServerVariant['batching'];
+  batch: number;
+  /** The rate asked for: `share` of the basis point's closed-loop req/s. */
+  share: number;
+  targetPerSec: number;
+  seconds: number;
+  /** Requests scheduled in the window; sent in it, per second; 2xx answers that ended in it, per second. */
+  scheduled: number;
+  sentPerSec: number;
+  okPerSec: number;
+  /** Schedule-based, ms; null: that share of the window's requests had no 2xx answer by the end of the drain. */
+  latencyMs: OpenLoopLatency;
+  non2xx: number;
+  errors: number;
+  unanswered: number;
+  /** The load generator's lag behind its schedule, ms (part of the latency). */
+  sendLagMs: { p50: number; p99: number };
+  sessionRuns?: number;
+  requestsPerRun?: number;
+  meanJoinedRunMs?: number;
+  bound?: P99Bound;
+  serverCores: number;
+  clientCores: number;
+  otherCores: number | undefined;
+  serverEventLoopUtilization: number;
+}
+
+/** One open-loop window against one server: the generator in a child process, server counters around the window. */
+async function openLoopPoint(
+  model: ModelCase,
+  variant: ServerVariant,
+  server: Child,
+  url: string,
+  share: number,
+  basisPerSec: number,
+): Promise<OpenLoopPoint> {
+  const { warmupS, durationS, drainS, maxSockets } = CFG.openLoop;
+  const ratePerSec = share * basisPerSec;
+  const arg: OpenLoopChildArgs = {
+    url,
+    body: buildWorkload(model, SERVER_BATCH).jsonBody,
+    ratePerSec,
+    warmupS,
+    durationS,
+    drainS,
+    maxSockets,
+    // The same schedule for every variant at one rate.
+    seed: 4242 + Math.round(share * 100),
+  };
+  const gen = new Child(child('open-loop-child.ts'), arg, {
+    stdout: 'ignore',
+    timeoutMs: (warmupS + durationS + drainS) * 1000 + 30_000,
+  });
+  await gen.waitFor('windowOpen');
+  const machine0 = cpuSnapshot();
+  const before = await server.ask('stats', 'serverStats');
+  await gen.waitFor('windowClose');
+  const machine1 = cpuSnapshot();
+  const after = await server.ask('stats', 'serverStats');
+  const r = await gen.waitFor('openLoop');
+  await gen.done;
+  const b0 = before.batching[model.name];
+  const b1 = after.batching[model.name];
+  const runs = b0 && b1 ? b1.runs - b0.runs : 0;
+  const batched = variant.batching !== undefined && b0 !== undefined && b1 !== undefined && runs > 0;
+  const joinedRuns = b0 && b1 ? b1.joinedRuns - b0.joinedRuns : 0;
+  const serverCores = (after.cpuUs - before.cpuUs) / 1e6 / r.seconds;
+  const clientCores = r.cpuUs / 1e6 / r.seconds;
+  const others = machineBusyCores(machine0, machine1) - serverCores - clientCores;
+  const active = after.eventLoop.activeMs - before.eventLoop.activeMs;
+  const idle = after.eventLoop.idleMs - before.eventLoop.idleMs;
+  return {
+    model: model.key,
+    variant: variant.key,
+    label: variant.label,
+    batching: variant.batching,
+    batch: SERVER_BATCH,
+    share,
+    targetPerSec: ratePerSec,
+    seconds: r.seconds,
+    scheduled: r.scheduled,
+    sentPerSec: r.sentInWindow / r.seconds,
+    okPerSec: r.okPerSec,
+    latencyMs: r.latencyMs,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    unanswered: r.unanswered,
+    sendLagMs: r.sendLagMs,
+    sessionRuns: batched ? runs : undefined,
+    requestsPerRun: batched && b0 && b1 ? (b1.requests - b0.requests) / runs : undefined,
+    meanJoinedRunMs:
+      batched && b0 && b1 && joinedRuns > 0 ? (b1.joinedRunMs - b0.joinedRunMs) / joinedRuns : undefined,
+    serverCores,
+    clientCores,
+    otherCores: Number.isFinite(others) ? Math.max(0, others) : undefined,
+    serverEventLoopUtilization: active / (active + idle),
+  };
+}
+
+/** Batch sizes the batching server formed, over all batching-on points: their requests per run, rounded. */
+function formedRows(points: readonly { batching: ServerVariant['batching']; requestsPerRun?: number }[]) {
+  return points
+    .filter((p) => p.batching && p.requestsPerRun !== undefined)
+    .map((p) => Math.max(1, Math.round(p.requestsPerRun as number)));
+}
+
+/** The raw runs at the batch sizes the batching server formed (servers stopped, nothing else running). */
+async function benchRawAtBatch(model: ModelCase, batches: readonly number[]): Promise<RawChildResult> {
+  progress(`raw session.run at the batch sizes formed: ${batches.join(', ')} rows (own child process)`);
+  return runChild(child('raw-child.ts'), { model, batches, ...CFG.rawAtBatch }, 'raw', {
+    stdout: 'ignore',
+    timeoutMs: 120_000,
+  });
+}
+
+function withBound<
+  P extends { batching: ServerVariant['batching']; requestsPerRun?: number; bound?: P99Bound },
+>(p: P, raw: RawChildResult | undefined): P {
+  if (!p.batching || p.requestsPerRun === undefined) return p;
+  const rows = Math.max(1, Math.round(p.requestsPerRun));
+  const run = raw?.points.find((x) => x.batch === rows);
+  if (!run) return p;
+  const rawRunMs = run.latency.p50 / 1000;
+  return { ...p, bound: { rows, rawRunMs, boundMs: p.batching.maxLatencyMs + 2 * rawRunMs } };
 }
 
 async function benchRaw(model: ModelCase): Promise<RawChildResult> {
@@ -687,7 +897,12 @@ interface Results {
   models: ModelCase[];
   handler: HandlerChildResult[];
   raw: RawChildResult[];
+  /** Closed loop (autocannon), each batching-on point with its p99 bound. */
   server: ServerPoint[];
+  /** Open loop (fixed arrival rates), likewise. */
+  openLoop: OpenLoopPoint[];
+  /** The raw session.run at the batch sizes the batching server formed: the bounds' "one batched run". */
+  rawAtBatch: RawChildResult[];
   cold: ColdSummary[];
   deps: { module: string; ms: number }[];
   /** CPU taken by other processes during each phase (Linux only): it skews every figure. */
@@ -734,7 +949,12 @@ function verdicts(r: Results): Verdict[] {
     measured,
     target: `${higherIsBetter ? '>=' : '<='} ${limit.toFixed(2)}`,
     // Not measured (a phase left out by BENCH_ONLY) is neither a pass nor a fail.
-    pass: !Number.isFinite(measured) ? undefined : higherIsBetter ? measured >= limit : measured <= limit,
+    pass:
+      Number.isNaN(measured) || Number.isNaN(limit)
+        ? undefined
+        : higherIsBetter
+          ? measured >= limit
+          : measured <= limit,
     detail,
   });
   const us = (x: number | undefined) => `${fmt(x, 0)} us`;
@@ -770,18 +990,38 @@ function verdicts(r: Results): Verdict[] {
       true,
       `${fmt(on32?.perSec)} / ${fmt(rawB1?.perSec)} per s`,
     ),
+    ...r.openLoop
+      .filter((p) => p.model === m && p.batching && p.share !== CFG.openLoop.referenceShare)
+      .map((p) =>
+        v(
+          `server p99 ms, open loop at ${openRateText(p)}, ${p.label}: <= maxLatencyMs + 2 x raw run at the batch formed`,
+          p.latencyMs.p99 ?? Infinity,
+          p.bound?.boundMs ?? NaN,
+          false,
+          boundText(p.latencyMs.p99, p),
+        ),
+      ),
     ...r.server
       .filter((p) => p.model === m && p.batching)
       .map((p) =>
         v(
-          `server p99 ms, ${p.label}, ${p.connections} connections: <= maxLatencyMs + 2 x mean joined run`,
+          `server p99 ms, closed loop (saturated), ${p.label}, ${p.connections} connections: same bound`,
           p.latencyMs.p99,
-          p.p99BoundMs ?? NaN,
+          p.bound?.boundMs ?? NaN,
           false,
-          boundText(p),
+          `${boundText(p.latencyMs.p99, p)}; Little's law: mean = ${p.connections} / req/s = ${fmt((p.connections / p.perSec) * 1000, 2)} ms`,
         ),
       ),
   ];
+}
+
+function openRateText(p: OpenLoopPoint): string {
+  return `${(p.share * 100).toFixed(0)}% (${fmt(p.targetPerSec)}/s)`;
+}
+
+/** A latency shown as "> cap" when that share of requests had no 2xx answer by the end of the drain. */
+function lateMs(x: number | null, decimals = 2): string {
+  return x === null ? `>${fmt(CFG.openLoop.drainS * 1000)}` : fmt(x, decimals);
 }
 
 function serverPoint(r: Results, variant: string, connections: number): ServerPoint | undefined {
@@ -794,8 +1034,10 @@ function rawPoint(r: Results, model: string, batch: number): RawChildResult['poi
   return r.raw.find((x) => x.model === model)?.points.find((p) => p.batch === batch);
 }
 
-function boundText(p: ServerPoint): string {
-  return `p99 ${fmt(p.latencyMs.p99, 2)} ms vs ${p.batching?.maxLatencyMs ?? '?'} + 2 x ${fmt(p.meanJoinedRunMs, 2)} = ${fmt(p.p99BoundMs, 2)} ms`;
+function boundText(p99: number | null, p: { batching: ServerVariant['batching']; bound?: P99Bound }): string {
+  const b = p.bound;
+  const verdict = b === undefined ? 'n/a' : p99 !== null && p99 <= b.boundMs ? 'within' : 'over';
+  return `p99 ${lateMs(p99)} ms vs ${p.batching?.maxLatencyMs ?? '?'} + 2 x ${fmt(b?.rawRunMs, 3)} (raw run, ${b?.rows ?? '?'} row${b?.rows === 1 ? '' : 's'}) = ${fmt(b?.boundMs, 2)} ms: ${verdict}`;
 }
 
 function report(r: Results, verdictList: readonly Verdict[]): string {
@@ -931,18 +1173,24 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
 
   if (r.server.length > 0) {
     const rawB1 = rawPoint(r, TARGET_MODEL, 1);
+    const basis = serverPoint(r, OPEN_LOOP_BASIS.variant, OPEN_LOOP_BASIS.connections);
+    const rowsText = (b: P99Bound | undefined) => (b ? `${fmt(b.rawRunMs, 3)} (${b.rows})` : undefined);
     out.push(
-      `2. HTTP server (its own process) under autocannon (this process): ${label(TARGET_MODEL)}, batch-${SERVER_BATCH} JSON POSTs`,
-      '   on loopback, closed loop (each connection sends its next request when the last is answered). Each point is',
-      `   ${CFG.server.rounds} window(s) of ${CFG.server.durationS} s, variants taking turns; a window opens once every connection has had an answer`,
-      `   (warm-up: >= ${CFG.server.warmupS} s, mean per window shown; a busy server accepts ~1 connection per event-loop turn).`,
-      `   Max in flight ${MAX_IN_FLIGHT}, no access log (as --quiet). Variants as \`mdk serve --batch-max-size N`,
-      '   --batch-max-latency-ms MS`; off is the default. Latency: client-side, requests sent in the window, sub-ms.',
-      '   req/run = requests per session run; joined run = mean ms of the runs that joined >= 2 requests (both from',
-      '   service.batchingStats()). non-2xx and errors: whole runs, warm-up included. CPU: cores kept busy by the',
-      "   server (main thread + onnxruntime's threads), the client, and other processes (noise); loop = the server",
-      "   main thread's event-loop utilization.",
-      `   Raw = sequential session.run in its own process, ${CFG.raw.measure.maxMs / 1000} s. Client and server share the ${r.machine.cores} cores.`,
+      `2. HTTP server (its own process): ${label(TARGET_MODEL)}, batch-${SERVER_BATCH} JSON POSTs on loopback. Variants as`,
+      `   \`mdk serve --batch-max-size N --batch-max-latency-ms MS\`; off is the default. Max in flight ${MAX_IN_FLIGHT}, no access log`,
+      `   (as --quiet). Client and server share the ${r.machine.cores} cores. req/run = requests per session run (service.batchingStats()).`,
+      '   raw run = median raw session.run (own process, alone, same threads) at the batch size formed, req/run rounded,',
+      '   shown as "ms (rows)": the "one batched run" of the p99 bound, maxLatencyMs + 2 x raw run. joined run = the',
+      "   batcher's own mean time of runs that joined >= 2 requests; it also covers the event-loop turn onnxruntime-node",
+      '   waits for before running (setImmediate), HTTP parsing included. CPU: cores kept busy by the server (main thread',
+      "   + onnxruntime's threads), the client, and other processes (noise); loop = the server main thread's event-loop",
+      '   utilization.',
+      '',
+      '2a. Closed loop (saturated): autocannon in this process, each connection sending its next request when the last',
+      `   is answered. Each point is ${CFG.server.rounds} window(s) of ${CFG.server.durationS} s, variants taking turns; a window opens once every`,
+      `   connection has had an answer (warm-up: >= ${CFG.server.warmupS} s, mean per window shown; a busy server accepts ~1 connection`,
+      '   per event-loop turn). Latency: client-side, requests sent in the window, sub-ms. non-2xx and errors: whole',
+      `   runs, warm-up included. vs raw: req/s over raw session runs/s at batch 1 (${CFG.raw.measure.maxMs / 1000} s loop).`,
       '',
     );
     const sRows: Cell[][] = r.server.map((p) => [
@@ -953,6 +1201,7 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
       p.latencyMs.p99,
       p.latencyMs.mean,
       p.requestsPerRun,
+      rowsText(p.bound),
       p.meanJoinedRunMs,
       p.non2xx,
       p.errors + p.timeouts,
@@ -973,6 +1222,7 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
           { title: 'p99 ms', decimals: 2 },
           { title: 'mean ms', decimals: 2 },
           { title: 'req/run', decimals: 1, align: 'r' },
+          { title: 'raw run ms', align: 'r' },
           { title: 'joined run ms', decimals: 2, align: 'r' },
           { title: 'non-2xx' },
           { title: 'errors' },
@@ -997,19 +1247,16 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
         });
         return `       ${String(c).padStart(3)} connections: ${ratios.join('; ')}`;
       }),
-      '   (b) p99 vs bound = maxLatencyMs + 2 x mean joined run ms, per batching-on point; then, for scale, the mean',
-      "       latency a closed loop must show whatever the batching (connections / req/s, Little's law) and the mean",
-      '       time from one session run to the next (req/run / req/s):',
+      "   (b) p99 vs bound, closed loop: saturated, so by Little's law mean latency = connections / req/s whatever the",
+      '       batching does, and the bound cannot hold here (the open loop in 2b is the test):',
       ...r.server
         .filter((p) => p.batching)
         .map(
           (p) =>
-            `       ${p.label}, ${String(p.connections).padStart(3)} connections: ${boundText(p)}: ${
-              p.p99BoundMs === undefined ? 'n/a' : p.latencyMs.p99 <= p.p99BoundMs ? 'within' : 'over'
-            } (closed-loop mean ${fmt((p.connections / p.perSec) * 1000, 2)} ms; a run every ${fmt(
-              ((p.requestsPerRun ?? NaN) / p.perSec) * 1000,
+            `       ${p.label}, ${String(p.connections).padStart(3)} connections: ${boundText(p.latencyMs.p99, p)} (mean ${fmt(
+              (p.connections / p.perSec) * 1000,
               2,
-            )} ms)`,
+            )} ms = ${p.connections} / ${fmt(p.perSec)}/s)`,
         ),
       `   (c) server / raw: ${SERVER_VARIANTS.filter((x) => x.batching)
         .map((x) => {
@@ -1027,6 +1274,79 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
             )
             .join('; ')}`,
       ),
+      `   raw run at the batch sizes formed (after the server phase), us p50/p99 over n runs: ${r.rawAtBatch
+        .flatMap((x) => x.points)
+        .map((p) => `${p.batch} rows ${fmt(p.latency.p50)}/${fmt(p.latency.p99)} (${p.latency.n})`)
+        .join('; ')}`,
+      '',
+    );
+    const { warmupS, durationS, drainS, maxSockets } = CFG.openLoop;
+    out.push(
+      '2b. Open loop: a load generator in its own process sends batch-1 requests on a Poisson schedule, at',
+      `   ${CFG.openLoop.shares.map((x) => `${(x * 100).toFixed(0)}%`).join(' and ')} of ${basis?.label ?? OPEN_LOOP_BASIS.variant}'s closed-loop req/s at ${OPEN_LOOP_BASIS.connections} connections (${fmt(basis?.perSec)}/s), and first at`,
+      `   ${(CFG.openLoop.referenceShare * 100).toFixed(0)}%, near idle: the floor without queueing, also against a plain Node echo server (no model). The same`,
+      `   schedule for each variant; ${warmupS} s warm-up, a ${durationS} s window, then ${drainS} s for late answers (keep-alive, <= ${maxSockets}`,
+      "   connections, queued beyond). Latency: from each request's scheduled send time to the end of its response",
+      "   (no coordinated omission), the generator's own lag included (lag: scheduled time to send). A window request",
+      `   with no 2xx answer by the end counts as infinitely late (">${fmt(drainS * 1000)}"). sent/s and 2xx/s: in the window.`,
+      '',
+      table(
+        [
+          { title: 'rate' },
+          { title: 'variant' },
+          { title: 'sent/s', decimals: 0 },
+          { title: '2xx/s', decimals: 0 },
+          { title: 'p50 ms', align: 'r' },
+          { title: 'p99 ms', align: 'r' },
+          { title: 'max ms', align: 'r' },
+          { title: 'req/run', decimals: 1, align: 'r' },
+          { title: 'raw run ms', align: 'r' },
+          { title: 'joined run ms', decimals: 2, align: 'r' },
+          { title: 'bound ms', decimals: 2, align: 'r' },
+          { title: 'p99', align: 'l' },
+          { title: 'non-2xx' },
+          { title: 'errors' },
+          { title: 'unanswered' },
+          { title: 'lag p50/p99', align: 'r' },
+          { title: 'srv CPU', decimals: 2 },
+          { title: 'cli CPU', decimals: 2 },
+          { title: 'loop', decimals: 2 },
+          { title: 'others', decimals: 2 },
+        ],
+        r.openLoop.map((p) => [
+          openRateText(p),
+          p.label,
+          p.sentPerSec,
+          p.okPerSec,
+          lateMs(p.latencyMs.p50),
+          lateMs(p.latencyMs.p99),
+          lateMs(p.latencyMs.max, 1),
+          p.requestsPerRun,
+          rowsText(p.bound),
+          p.meanJoinedRunMs,
+          p.bound?.boundMs,
+          p.bound === undefined
+            ? p.batching
+              ? 'n/a'
+              : '-'
+            : p.latencyMs.p99 !== null && p.latencyMs.p99 <= p.bound.boundMs
+              ? 'within'
+              : 'over',
+          p.non2xx,
+          p.errors,
+          p.unanswered,
+          `${fmt(p.sendLagMs.p50, 2)}/${fmt(p.sendLagMs.p99, 2)}`,
+          p.serverCores,
+          p.clientCores,
+          p.serverEventLoopUtilization,
+          p.otherCores,
+        ]),
+      ),
+      '',
+      '   p99 vs bound = maxLatencyMs + 2 x raw run at the batch formed, per batching-on point:',
+      ...r.openLoop
+        .filter((p) => p.batching)
+        .map((p) => `       ${openRateText(p)}, ${p.label}: ${boundText(p.latencyMs.p99, p)}`),
       '',
     );
   } else {
@@ -1124,7 +1444,9 @@ async function main(): Promise<void> {
 
     const handler: HandlerChildResult[] = [];
     const raw: RawChildResult[] = [];
-    const server: ServerPoint[] = [];
+    let server: ServerPoint[] = [];
+    let openLoop: OpenLoopPoint[] = [];
+    const rawAtBatch: RawChildResult[] = [];
     let cold: ColdSummary[] = [];
     let deps: { module: string; ms: number }[] = [];
     if (ONLY.has('handler')) {
@@ -1137,7 +1459,12 @@ async function main(): Promise<void> {
       phase('raw');
       raw.push(await benchRaw(target));
       phase('server');
-      server.push(...(await benchServer(target)));
+      const measured = await benchServer(target, phase);
+      phase('raw at batch');
+      const rows = [...new Set(formedRows([...measured.closed, ...measured.open]))].sort((a, b) => a - b);
+      if (rows.length > 0) rawAtBatch.push(await benchRawAtBatch(target, rows));
+      server = measured.closed.map((p) => withBound(p, rawAtBatch[0]));
+      openLoop = measured.open.map((p) => withBound(p, rawAtBatch[0]));
     }
     if (ONLY.has('cold')) {
       phase('cold');
@@ -1153,7 +1480,7 @@ async function main(): Promise<void> {
     }
     phase(undefined);
 
-    const results: Results = { machine, models, handler, raw, server, cold, deps, cpu };
+    const results: Results = { machine, models, handler, raw, server, openLoop, rawAtBatch, cold, deps, cpu };
     const verdictList = verdicts(results);
     process.stdout.write(`${report(results, verdictList)}\n`);
     const elapsedS = (performance.now() - startedAt) / 1000;
