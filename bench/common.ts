@@ -316,14 +316,6 @@ export interface DepsResult {
   readonly modules: readonly { readonly module: string; readonly ms: number }[];
 }
 
-/** Client-side latency percentiles of an open-loop point, ms; null where that share of requests had no 2xx answer in time. */
-export interface OpenLoopLatency {
-  readonly p50: number | null;
-  readonly p90: number | null;
-  readonly p99: number | null;
-  readonly max: number | null;
-}
-
 export interface OpenLoopResult {
   readonly kind: 'openLoop';
   /** Seconds from the window opening to closing, as this process timed it. */
@@ -338,10 +330,13 @@ export interface OpenLoopResult {
   readonly unanswered: number;
   /** 2xx responses (any request's) that ended inside the window, per second: the throughput. */
   readonly okPerSec: number;
-  /** From each window request's scheduled send time to the end of its response; a request without a 2xx counts as infinitely late. */
-  readonly latencyMs: OpenLoopLatency;
-  /** From a request's scheduled send time to its send (write or queue): the load generator's own lag, included in latencyMs. */
-  readonly sendLagMs: { readonly p50: number; readonly p99: number };
+  /**
+   * Per window request, ms from its scheduled send time to the end of its response; null for one without a
+   * 2xx answer (infinitely late), so the parent can pool windows.
+   */
+  readonly latencyMs: readonly (number | null)[];
+  /** Per window request sent, ms from its scheduled send time to its send (write or queue): the generator's own lag, part of latencyMs. */
+  readonly sendLagMs: readonly number[];
   /** This process's CPU time in the window, µs. */
   readonly cpuUs: number;
 }

@@ -23,6 +23,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import type { BatchingStats } from '../lambda/core/batcher';
 import { defaultThreads } from '../lambda/core/model';
 import { buildMlp } from '../models/onnx-builder';
 import { Child, killChildren, ROOT, runChild, TSX_ARGS } from './children';
@@ -39,7 +40,6 @@ import {
   type DepsResult,
   type HandlerChildResult,
   type ModelCase,
-  type OpenLoopLatency,
   type RawChildResult,
   type Stats,
   type VariantResult,
@@ -80,19 +80,22 @@ const CFG = {
     durationS: QUICK ? 1 : 3,
   },
   /**
-   * Per point: a fixed Poisson rate, `shares` of a closed-loop point's req/s measured before; first
+   * Per point: a fixed Poisson rate, `shares` of a closed-loop point's req/s measured before, `rounds`
+   * windows with the variants taking turns (one stall of tens of ms in a window sets its p99); first
    * `referenceShare`, near idle, for the latency floor without queueing (also against a no-model echo
-   * server). `warmupS`, then the `durationS` window, then `drainS` for the window's late answers; `settleS`
-   * between points.
+   * server), one window. Each window: a fresh generator primes `primeConnections`, warms up `warmupS`,
+   * measures `durationS`, then waits up to `drainS` for the window's late answers; `settleS` between windows.
    */
   openLoop: {
     referenceShare: 0.02,
     shares: [0.5, 0.8],
+    rounds: QUICK ? 1 : 2,
     warmupS: QUICK ? 0.3 : 1,
-    durationS: QUICK ? 1 : 4,
-    drainS: QUICK ? 0.5 : 2,
+    durationS: QUICK ? 1 : 3,
+    drainS: QUICK ? 0.5 : 1.5,
     settleS: QUICK ? 0.2 : 0.5,
     maxSockets: 256,
+    primeConnections: 32,
   },
   /** The raw session.run at the batch sizes the batching server formed, for the p99 bound: median run time. */
   rawAtBatch: {
@@ -541,10 +544,7 @@ function toPoint(model: ModelCase, variant: ServerVariant, connections: number, 
  * compared at one connection count share the same stretch of time, and a burst of other work on the
  * machine is spread over them rather than landing on one.
  */
-async function benchServer(
-  model: ModelCase,
-  phase: (name: string) => void,
-): Promise<{ closed: ServerPoint[]; open: OpenLoopPoint[] }> {
+async function benchServer(model: ModelCase): Promise<{ closed: ServerPoint[]; open: OpenLoopPoint[] }> {
   progress(
     `server: ${model.label}, ${SERVER_VARIANTS.map((v) => v.label).join(' / ')} (each server in a child process, autocannon here)`,
   );
@@ -582,7 +582,6 @@ async function benchServer(
       (p) => p.variant === OPEN_LOOP_BASIS.variant && p.connections === OPEN_LOOP_BASIS.connections,
     );
     if (!basis) throw new Error('the open-loop basis point was not measured');
-    phase('open loop');
     // Batching on first at each rate, off (overloaded at the higher rates) last; the echo server at the
     // reference rate only.
     const order = [
@@ -592,13 +591,23 @@ async function benchServer(
     const echoUrl = `${(await echo.waitFor('listening')).url}${inferPath(model)}`;
     const { referenceShare, shares } = CFG.openLoop;
     for (const share of [referenceShare, ...shares]) {
-      const list =
-        share === referenceShare ? [...order, { variant: ECHO, server: echo, url: echoUrl }] : order;
-      for (const t of list) {
-        progress(`  open loop, ${(share * 100).toFixed(0)}% of ${fmt(basis.perSec)}/s: ${t.variant.label}`);
-        open.push(await openLoopPoint(model, t.variant, t.server, t.url, share, basis.perSec));
-        await sleep(CFG.openLoop.settleS * 1000);
+      const reference = share === referenceShare;
+      const list = reference ? [...order, { variant: ECHO, server: echo, url: echoUrl }] : order;
+      const rounds = reference ? 1 : CFG.openLoop.rounds;
+      const windows = list.map((): OpenWindow[] => []);
+      const rate = share * basis.perSec;
+      for (let round = 0; round < rounds; round++) {
+        progress(
+          `  open loop, ${(share * 100).toFixed(0)}% of ${fmt(basis.perSec)}/s, round ${round + 1} of ${rounds}`,
+        );
+        for (const [i, t] of list.entries()) {
+          // The same schedule for every variant in a round; another one each round.
+          const seed = 4242 + Math.round(share * 100) * 10 + round;
+          windows[i]?.push(await openLoopWindow(model, t.server, t.url, rate, seed));
+          await sleep(CFG.openLoop.settleS * 1000);
+        }
       }
+      list.forEach((t, i) => open.push(toOpenPoint(model, t.variant, share, rate, windows[i] ?? [])));
     }
   } finally {
     const all = [...servers.map((s) => s.child), echo];
@@ -619,13 +628,17 @@ interface OpenLoopPoint {
   /** The rate asked for: `share` of the basis point's closed-loop req/s. */
   share: number;
   targetPerSec: number;
+  /** Windows summed into this point, and their seconds. */
+  rounds: number;
   seconds: number;
-  /** Requests scheduled in the window; sent in it, per second; 2xx answers that ended in it, per second. */
+  /** Requests scheduled in the windows; sent in them, per second; 2xx answers that ended in them, per second. */
   scheduled: number;
   sentPerSec: number;
   okPerSec: number;
-  /** Schedule-based, ms; null: that share of the window's requests had no 2xx answer by the end of the drain. */
+  /** Schedule-based, ms, over every window's requests; null: that share had no 2xx answer by the end of the drain. */
   latencyMs: OpenLoopLatency;
+  /** Each window's own p99, ms (null as above). */
+  p99PerWindowMs: (number | null)[];
   non2xx: number;
   errors: number;
   unanswered: number;
@@ -641,17 +654,41 @@ interface OpenLoopPoint {
   serverEventLoopUtilization: number;
 }
 
+/** Latency percentiles where null (no 2xx answer) counts as infinitely late. */
+interface OpenLoopLatency {
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+function openLatencyOf(samples: readonly (number | null)[]): OpenLoopLatency {
+  const sorted = samples.map((x) => x ?? Infinity).sort((a, b) => (a === b ? 0 : a < b ? -1 : 1));
+  const finite = (x: number) => (Number.isFinite(x) ? x : null);
+  return {
+    p50: finite(percentile(sorted, 50)),
+    p90: finite(percentile(sorted, 90)),
+    p99: finite(percentile(sorted, 99)),
+    max: finite(sorted[sorted.length - 1] ?? NaN),
+  };
+}
+
+interface OpenWindow {
+  result: Extract<ChildMessage, { kind: 'openLoop' }>;
+  before: ServerStats;
+  after: ServerStats;
+  machineBusyCores: number;
+}
+
 /** One open-loop window against one server: the generator in a child process, server counters around the window. */
-async function openLoopPoint(
+async function openLoopWindow(
   model: ModelCase,
-  variant: ServerVariant,
   server: Child,
   url: string,
-  share: number,
-  basisPerSec: number,
-): Promise<OpenLoopPoint> {
-  const { warmupS, durationS, drainS, maxSockets } = CFG.openLoop;
-  const ratePerSec = share * basisPerSec;
+  ratePerSec: number,
+  seed: number,
+): Promise<OpenWindow> {
+  const { warmupS, durationS, drainS, maxSockets, primeConnections } = CFG.openLoop;
   const arg: OpenLoopChildArgs = {
     url,
     body: buildWorkload(model, SERVER_BATCH).jsonBody,
@@ -660,8 +697,8 @@ async function openLoopPoint(
     durationS,
     drainS,
     maxSockets,
-    // The same schedule for every variant at one rate.
-    seed: 4242 + Math.round(share * 100),
+    primeConnections,
+    seed,
   };
   const gen = new Child(child('open-loop-child.ts'), arg, {
     stdout: 'ignore',
@@ -673,18 +710,35 @@ async function openLoopPoint(
   await gen.waitFor('windowClose');
   const machine1 = cpuSnapshot();
   const after = await server.ask('stats', 'serverStats');
-  const r = await gen.waitFor('openLoop');
+  const result = await gen.waitFor('openLoop');
   await gen.done;
-  const b0 = before.batching[model.name];
-  const b1 = after.batching[model.name];
-  const runs = b0 && b1 ? b1.runs - b0.runs : 0;
-  const batched = variant.batching !== undefined && b0 !== undefined && b1 !== undefined && runs > 0;
-  const joinedRuns = b0 && b1 ? b1.joinedRuns - b0.joinedRuns : 0;
-  const serverCores = (after.cpuUs - before.cpuUs) / 1e6 / r.seconds;
-  const clientCores = r.cpuUs / 1e6 / r.seconds;
-  const others = machineBusyCores(machine0, machine1) - serverCores - clientCores;
-  const active = after.eventLoop.activeMs - before.eventLoop.activeMs;
-  const idle = after.eventLoop.idleMs - before.eventLoop.idleMs;
+  return { result, before, after, machineBusyCores: machineBusyCores(machine0, machine1) };
+}
+
+function toOpenPoint(
+  model: ModelCase,
+  variant: ServerVariant,
+  share: number,
+  targetPerSec: number,
+  windows: readonly OpenWindow[],
+): OpenLoopPoint {
+  const sum = (f: (w: OpenWindow) => number) => windows.reduce((a, w) => a + f(w), 0);
+  const delta = (f: (b: BatchingStats) => number) =>
+    sum((w) => {
+      const b0 = w.before.batching[model.name];
+      const b1 = w.after.batching[model.name];
+      return b0 && b1 ? f(b1) - f(b0) : 0;
+    });
+  const seconds = sum((w) => w.result.seconds);
+  const runs = delta((b) => b.runs);
+  const joinedRuns = delta((b) => b.joinedRuns);
+  const batched = variant.batching !== undefined && runs > 0;
+  const serverCores = sum((w) => w.after.cpuUs - w.before.cpuUs) / 1e6 / seconds;
+  const clientCores = sum((w) => w.result.cpuUs) / 1e6 / seconds;
+  const others = sum((w) => w.machineBusyCores * w.result.seconds) / seconds - serverCores - clientCores;
+  const active = sum((w) => w.after.eventLoop.activeMs - w.before.eventLoop.activeMs);
+  const idle = sum((w) => w.after.eventLoop.idleMs - w.before.eventLoop.idleMs);
+  const lags = windows.flatMap((w) => w.result.sendLagMs).sort((a, b) => a - b);
   return {
     model: model.key,
     variant: variant.key,
@@ -692,20 +746,21 @@ async function openLoopPoint(
     batching: variant.batching,
     batch: SERVER_BATCH,
     share,
-    targetPerSec: ratePerSec,
-    seconds: r.seconds,
-    scheduled: r.scheduled,
-    sentPerSec: r.sentInWindow / r.seconds,
-    okPerSec: r.okPerSec,
-    latencyMs: r.latencyMs,
-    non2xx: r.non2xx,
-    errors: r.errors,
-    unanswered: r.unanswered,
-    sendLagMs: r.sendLagMs,
+    targetPerSec,
+    rounds: windows.length,
+    seconds,
+    scheduled: sum((w) => w.result.scheduled),
+    sentPerSec: sum((w) => w.result.sentInWindow) / seconds,
+    okPerSec: sum((w) => w.result.okPerSec * w.result.seconds) / seconds,
+    latencyMs: openLatencyOf(windows.flatMap((w) => w.result.latencyMs)),
+    p99PerWindowMs: windows.map((w) => openLatencyOf(w.result.latencyMs).p99),
+    non2xx: sum((w) => w.result.non2xx),
+    errors: sum((w) => w.result.errors),
+    unanswered: sum((w) => w.result.unanswered),
+    sendLagMs: { p50: percentile(lags, 50), p99: percentile(lags, 99) },
     sessionRuns: batched ? runs : undefined,
-    requestsPerRun: batched && b0 && b1 ? (b1.requests - b0.requests) / runs : undefined,
-    meanJoinedRunMs:
-      batched && b0 && b1 && joinedRuns > 0 ? (b1.joinedRunMs - b0.joinedRunMs) / joinedRuns : undefined,
+    requestsPerRun: batched ? delta((b) => b.requests) / runs : undefined,
+    meanJoinedRunMs: batched && joinedRuns > 0 ? delta((b) => b.joinedRunMs) / joinedRuns : undefined,
     serverCores,
     clientCores,
     otherCores: Number.isFinite(others) ? Math.max(0, others) : undefined,
@@ -1280,15 +1335,17 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
         .join('; ')}`,
       '',
     );
-    const { warmupS, durationS, drainS, maxSockets } = CFG.openLoop;
+    const { warmupS, durationS, drainS, maxSockets, primeConnections } = CFG.openLoop;
     out.push(
       '2b. Open loop: a load generator in its own process sends batch-1 requests on a Poisson schedule, at',
       `   ${CFG.openLoop.shares.map((x) => `${(x * 100).toFixed(0)}%`).join(' and ')} of ${basis?.label ?? OPEN_LOOP_BASIS.variant}'s closed-loop req/s at ${OPEN_LOOP_BASIS.connections} connections (${fmt(basis?.perSec)}/s), and first at`,
-      `   ${(CFG.openLoop.referenceShare * 100).toFixed(0)}%, near idle: the floor without queueing, also against a plain Node echo server (no model). The same`,
-      `   schedule for each variant; ${warmupS} s warm-up, a ${durationS} s window, then ${drainS} s for late answers (keep-alive, <= ${maxSockets}`,
-      "   connections, queued beyond). Latency: from each request's scheduled send time to the end of its response",
-      "   (no coordinated omission), the generator's own lag included (lag: scheduled time to send). A window request",
-      `   with no 2xx answer by the end counts as infinitely late (">${fmt(drainS * 1000)}"). sent/s and 2xx/s: in the window.`,
+      `   ${(CFG.openLoop.referenceShare * 100).toFixed(0)}%, near idle (one window): the floor without queueing, also against a plain Node echo server`,
+      `   (no model). Each point is ${CFG.openLoop.rounds} window(s) of ${durationS} s, variants taking turns with the same schedule per round; per window a`,
+      `   fresh generator opens ${primeConnections} connections (one request each), warms up ${warmupS} s, then waits up to ${drainS} s after the window`,
+      `   for late answers (keep-alive, <= ${maxSockets} connections, queued beyond). Latency: from each request's scheduled send`,
+      "   time to the end of its response (no coordinated omission), the generator's own lag included (lag: scheduled",
+      `   time to send). A request with no 2xx answer by the end counts as infinitely late (">${fmt(drainS * 1000)}"). Percentiles`,
+      "   pool the windows; p99/window is each window's own. sent/s and 2xx/s: in the windows.",
       '',
       table(
         [
@@ -1298,6 +1355,7 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
           { title: '2xx/s', decimals: 0 },
           { title: 'p50 ms', align: 'r' },
           { title: 'p99 ms', align: 'r' },
+          { title: 'p99/window', align: 'r' },
           { title: 'max ms', align: 'r' },
           { title: 'req/run', decimals: 1, align: 'r' },
           { title: 'raw run ms', align: 'r' },
@@ -1320,6 +1378,7 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
           p.okPerSec,
           lateMs(p.latencyMs.p50),
           lateMs(p.latencyMs.p99),
+          p.p99PerWindowMs.map((x) => lateMs(x, 1)).join(', '),
           lateMs(p.latencyMs.max, 1),
           p.requestsPerRun,
           rowsText(p.bound),
@@ -1458,8 +1517,10 @@ async function main(): Promise<void> {
       const target = models.find((m) => m.key === TARGET_MODEL) as ModelCase;
       phase('raw');
       raw.push(await benchRaw(target));
+      // One phase for the closed and open loop: /proc/self/stat counts a child's CPU only once it is reaped,
+      // and the server children live through both.
       phase('server');
-      const measured = await benchServer(target, phase);
+      const measured = await benchServer(target);
       phase('raw at batch');
       const rows = [...new Set(formedRows([...measured.closed, ...measured.open]))].sort((a, b) => a - b);
       if (rows.length > 0) rawAtBatch.push(await benchRawAtBatch(target, rows));
