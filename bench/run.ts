@@ -15,6 +15,8 @@
  *
  * BENCH_QUICK=1 shortens every bound, for checking the bench itself.
  * BENCH_ONLY=handler,server,cold picks phases (all by default); ORT_INTRA_OP_THREADS is honoured as in Lambda.
+ * BENCH_OPEN_LOOP_BASIS=N sets the req/s the open-loop rates are shares of, instead of the closed-loop point's,
+ * to compare settings (threads, say) at the same arrival rates.
  */
 import autocannon from 'autocannon';
 import { build } from 'esbuild';
@@ -223,8 +225,9 @@ const SERVER_VARIANTS: readonly ServerVariant[] = [
 ];
 /** At the open loop's near-idle reference rate only: Node's HTTP on loopback without a model. */
 const ECHO: ServerVariant = { key: 'echo', label: 'echo server, no model', batching: undefined };
-/** The closed-loop point whose req/s the open-loop rates are shares of. */
+/** The closed-loop point whose req/s the open-loop rates are shares of (unless BENCH_OPEN_LOOP_BASIS is set). */
 const OPEN_LOOP_BASIS = { variant: ON_2, connections: 32 } as const;
+const OPEN_LOOP_BASIS_SET = Number(process.env.BENCH_OPEN_LOOP_BASIS) || undefined;
 
 /**
  * The issue's p99 bound for a batching-on point: maxLatencyMs + 2 x one batched run. One batched run is the
@@ -582,6 +585,7 @@ async function benchServer(model: ModelCase): Promise<{ closed: ServerPoint[]; o
       (p) => p.variant === OPEN_LOOP_BASIS.variant && p.connections === OPEN_LOOP_BASIS.connections,
     );
     if (!basis) throw new Error('the open-loop basis point was not measured');
+    const basisPerSec = OPEN_LOOP_BASIS_SET ?? basis.perSec;
     // Batching on first at each rate, off (overloaded at the higher rates) last; the echo server at the
     // reference rate only.
     const order = [
@@ -595,10 +599,10 @@ async function benchServer(model: ModelCase): Promise<{ closed: ServerPoint[]; o
       const list = reference ? [...order, { variant: ECHO, server: echo, url: echoUrl }] : order;
       const rounds = reference ? 1 : CFG.openLoop.rounds;
       const windows = list.map((): OpenWindow[] => []);
-      const rate = share * basis.perSec;
+      const rate = share * basisPerSec;
       for (let round = 0; round < rounds; round++) {
         progress(
-          `  open loop, ${(share * 100).toFixed(0)}% of ${fmt(basis.perSec)}/s, round ${round + 1} of ${rounds}`,
+          `  open loop, ${(share * 100).toFixed(0)}% of ${fmt(basisPerSec)}/s, round ${round + 1} of ${rounds}`,
         );
         for (const [i, t] of list.entries()) {
           // The same schedule for every variant in a round; another one each round.
@@ -1338,7 +1342,11 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
     const { warmupS, durationS, drainS, maxSockets, primeConnections } = CFG.openLoop;
     out.push(
       '2b. Open loop: a load generator in its own process sends batch-1 requests on a Poisson schedule, at',
-      `   ${CFG.openLoop.shares.map((x) => `${(x * 100).toFixed(0)}%`).join(' and ')} of ${basis?.label ?? OPEN_LOOP_BASIS.variant}'s closed-loop req/s at ${OPEN_LOOP_BASIS.connections} connections (${fmt(basis?.perSec)}/s), and first at`,
+      `   ${CFG.openLoop.shares.map((x) => `${(x * 100).toFixed(0)}%`).join(' and ')} of ${
+        OPEN_LOOP_BASIS_SET === undefined
+          ? `${basis?.label ?? OPEN_LOOP_BASIS.variant}'s closed-loop req/s at ${OPEN_LOOP_BASIS.connections} connections (${fmt(basis?.perSec)}/s)`
+          : `${fmt(OPEN_LOOP_BASIS_SET)}/s (set by BENCH_OPEN_LOOP_BASIS)`
+      }, and first at`,
       `   ${(CFG.openLoop.referenceShare * 100).toFixed(0)}%, near idle (one window): the floor without queueing, also against a plain Node echo server`,
       `   (no model). Each point is ${CFG.openLoop.rounds} window(s) of ${durationS} s, variants taking turns with the same schedule per round; per window a`,
       `   fresh generator opens ${primeConnections} connections (one request each), warms up ${warmupS} s, then waits up to ${drainS} s after the window`,
