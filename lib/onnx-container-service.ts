@@ -128,6 +128,12 @@ export interface OnnxContainerServiceProps {
    */
   readonly intraOpThreads?: number;
   /**
+   * Let onnxruntime's worker threads spin between runs. A spinning thread holds a core while the task is
+   * idle, which the CPU alarm and CPU autoscaling would read as load.
+   * @default false
+   */
+  readonly allowSpinning?: boolean;
+  /**
    * A leading path segment the server strips, such as `/api`: API Gateway puts the stage name in front of
    * the path it sends through a VPC link.
    * @default - none
@@ -319,6 +325,7 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
     if (limits.maxElements !== undefined) environment.MAX_ELEMENTS = String(limits.maxElements);
     // Set, not left to the runtime: a small task's VM may show more CPUs than the task is given.
     environment.ORT_INTRA_OP_THREADS = String(props.intraOpThreads ?? Math.max(1, Math.floor(cpu / 1024)));
+    environment.ORT_ALLOW_SPINNING = props.allowSpinning ? 'true' : 'false';
     Object.assign(environment, props.environment ?? {});
 
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;

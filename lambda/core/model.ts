@@ -39,6 +39,12 @@ export interface SessionTuning {
   readonly intraOpNumThreads?: number;
   /** @default 'all' */
   readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Let intra-op worker threads spin between runs. Spinning saves a wake-up per run but holds a core
+   * while idle, which a long-running server's CPU metrics (and CPU autoscaling) read as load.
+   * @default true, onnxruntime's own default
+   */
+  readonly allowSpinning?: boolean;
 }
 
 export interface OnnxModelOptions {
@@ -84,6 +90,9 @@ export class OnnxModel {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: options.session?.graphOptimizationLevel ?? 'all',
+      ...(options.session?.allowSpinning === false
+        ? { extra: { session: { intra_op: { allow_spinning: '0' } } } }
+        : {}),
     });
     return new OnnxModel(session, options);
   }

@@ -14,6 +14,8 @@ export interface RuntimeConfig {
   readonly logPayloads: boolean;
   /** ORT_INTRA_OP_THREADS @default - the CPUs available */
   readonly intraOpNumThreads?: number;
+  /** ORT_ALLOW_SPINNING=false stops idle worker threads spinning. @default - onnxruntime's: they spin */
+  readonly allowSpinning?: boolean;
 }
 
 function positiveInt(env: Readonly<Record<string, string | undefined>>, key: string): number | undefined {
@@ -23,6 +25,14 @@ function positiveInt(env: Readonly<Record<string, string | undefined>>, key: str
   if (!Number.isSafeInteger(n) || n <= 0)
     throw new Error(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+function flag(env: Readonly<Record<string, string | undefined>>, key: string): boolean | undefined {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return undefined;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new Error(`${key} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 export function runtimeConfigFromEnv(
@@ -47,6 +57,7 @@ export function runtimeConfigFromEnv(
     },
     logPayloads: env.LOG_PAYLOADS === 'true',
     intraOpNumThreads: positiveInt(env, 'ORT_INTRA_OP_THREADS'),
+    allowSpinning: flag(env, 'ORT_ALLOW_SPINNING'),
   };
 }
 

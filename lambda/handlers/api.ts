@@ -42,7 +42,7 @@ const telemetry: Telemetry = {
 
 const service = new InferenceService({
   limits: config.limits,
-  session: { intraOpNumThreads: config.intraOpNumThreads },
+  session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning },
   telemetry,
 });
 

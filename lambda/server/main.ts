@@ -46,7 +46,7 @@ const telemetry: Telemetry = {
 const service = new InferenceService({
   sagemaker: true,
   limits: config.limits,
-  session: { intraOpNumThreads: config.intraOpNumThreads },
+  session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning },
   batching: config.batching,
   telemetry,
 });

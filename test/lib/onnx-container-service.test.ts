@@ -149,8 +149,9 @@ describe('OnnxContainerService', () => {
       LOG_LEVEL: 'INFO',
       LOG_PAYLOADS: 'false',
       AWS_REGION: 'us-east-1',
-      // One onnxruntime thread per vCPU of the default 1024-unit task.
+      // One onnxruntime thread per vCPU of the default 1024-unit task, not spinning while idle.
       ORT_INTRA_OP_THREADS: '1',
+      ORT_ALLOW_SPINNING: 'false',
     });
     for (const unset of [
       // The container writes no EMF: nothing would extract it from awslogs.
@@ -373,6 +374,7 @@ describe('OnnxContainerService', () => {
       maxQueue: 64,
       limits: { maxPayloadBytes: 8_000_000, maxBatch: 256, maxElements: 1_000_000 },
       intraOpThreads: 4,
+      allowSpinning: true,
       pathPrefix: '/prod',
       logLevel: 'DEBUG',
       logPayloads: true,
@@ -398,6 +400,7 @@ describe('OnnxContainerService', () => {
       MAX_BATCH: '256',
       MAX_ELEMENTS: '1000000',
       ORT_INTRA_OP_THREADS: '4',
+      ORT_ALLOW_SPINNING: 'true',
       PATH_PREFIX: '/prod',
       LOG_LEVEL: 'DEBUG',
       LOG_PAYLOADS: 'true',

@@ -162,6 +162,26 @@ describe('OnnxModel', () => {
     }
   });
 
+  it('runs with spinning worker threads turned off, and gives the same answers', async () => {
+    const fixture = addMulModel();
+    const model = await OnnxModel.create(fixture.bytes, {
+      name: 'addmul',
+      version: '1',
+      session: { intraOpNumThreads: 2, allowSpinning: false },
+    });
+    try {
+      const feeds = {
+        a: new ort.Tensor('float32', Float32Array.from([1, 2, 3]), [1, 3]),
+        b: new ort.Tensor('float32', Float32Array.from([4, 5, 6]), [1, 3]),
+      };
+      const out = await model.run(feeds, ['sum', 'product']);
+      expect(Array.from(out.sum?.data as Float32Array)).toEqual([5, 7, 9]);
+      expect(Array.from(out.product?.data as Float32Array)).toEqual([4, 10, 18]);
+    } finally {
+      await model.release();
+    }
+  });
+
   it('refuses bytes that are not a model', async () => {
     await expect(OnnxModel.create(new Uint8Array([1, 2, 3]), { name: 'x', version: '1' })).rejects.toThrow();
   });

@@ -28,6 +28,15 @@ describe('runtimeConfigFromEnv', () => {
     });
   });
 
+  it('turns spinning worker threads off only when told, and names a bad value', () => {
+    expect(runtimeConfigFromEnv({ MODEL_URI: 'm' }).allowSpinning).toBeUndefined();
+    expect(runtimeConfigFromEnv({ MODEL_URI: 'm', ORT_ALLOW_SPINNING: 'false' }).allowSpinning).toBe(false);
+    expect(runtimeConfigFromEnv({ MODEL_URI: 'm', ORT_ALLOW_SPINNING: 'true' }).allowSpinning).toBe(true);
+    expect(() => runtimeConfigFromEnv({ MODEL_URI: 'm', ORT_ALLOW_SPINNING: 'no' })).toThrow(
+      /ORT_ALLOW_SPINNING must be true or false, got "no"/,
+    );
+  });
+
   it('only logs payloads when asked', () => {
     expect(runtimeConfigFromEnv({ MODEL_URI: 'm', LOG_PAYLOADS: 'true' }).logPayloads).toBe(true);
     expect(runtimeConfigFromEnv({ MODEL_URI: 'm', LOG_PAYLOADS: 'yes' }).logPayloads).toBe(false);
