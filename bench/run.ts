@@ -251,7 +251,28 @@ interface LatencyMs {
   max: number;
 }
 
-interface ServerPoint {
+/** What the server side of a closed- or open-loop point measured. */
+interface ServerFigures {
+  /** From service.batchingStats() over this point (batching on only). */
+  sessionRuns?: number;
+  requestsPerRun?: number;
+  /**
+   * Mean ms of the session runs that joined two or more requests (batchingStats' joinedRunMs / joinedRuns).
+   * Timed from before onnxruntime-node's setImmediate, so it includes one event-loop turn.
+   */
+  meanJoinedRunMs?: number;
+  /** Filled in once the raw runs at the formed batch size are measured (batching on only). */
+  bound?: P99Bound;
+  /** CPU time over wall time: the server process (main thread and onnxruntime's threads), and the load generator. */
+  serverCores: number;
+  clientCores: number;
+  /** Cores busy with anything else on the machine (Linux /proc/stat), during this point: noise. */
+  otherCores: number | undefined;
+  /** Share of the server's main thread spent running (JSON, HTTP, session.run), not waiting for I/O. */
+  serverEventLoopUtilization: number;
+}
+
+interface ServerPoint extends ServerFigures {
   model: string;
   variant: string;
   label: string;
@@ -271,25 +292,8 @@ interface ServerPoint {
   non2xx: number;
   errors: number;
   timeouts: number;
-  /** From service.batchingStats() over this point (batching on only). */
-  sessionRuns?: number;
   batchedRequests?: number;
-  requestsPerRun?: number;
   joinedRuns?: number;
-  /**
-   * Mean ms of the session runs that joined two or more requests (batchingStats' joinedRunMs / joinedRuns).
-   * Timed from before onnxruntime-node's setImmediate, so it includes one event-loop turn.
-   */
-  meanJoinedRunMs?: number;
-  /** Filled in once the raw runs at the formed batch size are measured (batching on only). */
-  bound?: P99Bound;
-  /** CPU time over wall time: the server process (main thread and onnxruntime's threads), and this load generator. */
-  serverCores: number;
-  clientCores: number;
-  /** Cores busy with anything else on the machine (Linux /proc/stat), during this point: noise. */
-  otherCores: number | undefined;
-  /** Share of the server's main thread spent running (JSON, HTTP, session.run), not waiting for I/O. */
-  serverEventLoopUtilization: number;
 }
 
 /**
@@ -623,7 +627,7 @@ async function benchServer(model: ModelCase): Promise<{ closed: ServerPoint[]; o
 
 // ---- 2b. open loop: a fixed arrival rate ----
 
-interface OpenLoopPoint {
+interface OpenLoopPoint extends ServerFigures {
   model: string;
   variant: string;
   label: string;
@@ -648,14 +652,6 @@ interface OpenLoopPoint {
   unanswered: number;
   /** The load generator's lag behind its schedule, ms (part of the latency). */
   sendLagMs: { p50: number; p99: number };
-  sessionRuns?: number;
-  requestsPerRun?: number;
-  meanJoinedRunMs?: number;
-  bound?: P99Bound;
-  serverCores: number;
-  clientCores: number;
-  otherCores: number | undefined;
-  serverEventLoopUtilization: number;
 }
 
 /** Latency percentiles where null (no 2xx answer) counts as infinitely late. */
