@@ -13,7 +13,7 @@ import * as ecrAssets from 'aws-cdk-lib/aws-ecr-assets';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type { Construct } from 'constructs';
 import { copyFiles, copyOnnxRuntime, dirBytes, esbuildModule, runtimeEntry } from './bundling';
-import { MODEL_FILES, readModelFolder, type ModelFile } from './model-folder';
+import { MODEL_FILES, type ModelFile, type ModelFolder } from './model-folder';
 
 /** The port the server listens on in the image: SageMaker's. */
 export const MODEL_SERVER_PORT = 8080;
@@ -46,8 +46,8 @@ export interface StageModelServerOptions {
   readonly arch: ServerArch;
   /** An empty or missing folder to write the context into. */
   readonly outDir: string;
-  /** A model folder to bake in; its manifest's sha256 is checked first. @default - none */
-  readonly modelDir?: string;
+  /** A model folder to bake in, as readModelFolder checked it. @default - none */
+  readonly model?: ModelFolder;
 }
 
 export interface StagedModelServer {
@@ -97,10 +97,8 @@ export function stageModelServer(options: StageModelServerOptions): StagedModelS
   const model = path.join(out, 'model');
   fs.mkdirSync(model);
   let modelBytes = 0;
-  if (options.modelDir) {
-    // Fails on a manifest whose sha256 is not the model's: a wrong file is never baked in.
-    readModelFolder(options.modelDir);
-    copyFiles(options.modelDir, model, (n) => MODEL_FILES.includes(n as ModelFile));
+  if (options.model) {
+    copyFiles(options.model.dir, model, (n) => MODEL_FILES.includes(n as ModelFile));
     modelBytes = dirBytes(model);
   } else {
     // Docker's COPY needs something to copy; the server ignores this file.
@@ -114,10 +112,11 @@ export interface ModelServerImageOptions {
   /** @default ecs.CpuArchitecture.ARM64 */
   readonly cpuArchitecture?: ecs.CpuArchitecture;
   /**
-   * A model folder (model.onnx + model.json) baked into the image at /opt/ml/model.
+   * A model folder baked into the image at /opt/ml/model, as readModelFolder checked it (its manifest's
+   * sha256 matches the model), so a wrong file is never baked in.
    * @default - none: the task pulls MODEL_URI from S3
    */
-  readonly modelDir?: string;
+  readonly model?: ModelFolder;
 }
 
 // Staged contexts are kept for the process (synth stages each one once) and removed when it exits.
@@ -146,8 +145,12 @@ function stagingDir(key: string): string {
   return path.join(stagingRoot, crypto.createHash('sha256').update(key).digest('hex').slice(0, 16));
 }
 
-function stagedContext(arch: ServerArch, modelDir: string | undefined, placeholder: boolean): string {
-  const key = JSON.stringify({ arch, modelDir: modelDir && path.resolve(modelDir), placeholder });
+function stagedContext(arch: ServerArch, model: ModelFolder | undefined, placeholder: boolean): string {
+  const key = JSON.stringify({
+    arch,
+    model: model && [model.dir, model.sha256, model.manifestSha256],
+    placeholder,
+  });
   let dir = staged.get(key);
   if (!dir) {
     dir = stagingDir(key);
@@ -157,7 +160,7 @@ function stagedContext(arch: ServerArch, modelDir: string | undefined, placehold
         path.join(dir, 'Dockerfile'),
         `# Placeholder: bundling was skipped for this stack (${arch}).\nFROM scratch\n`,
       );
-    } else stageModelServer({ arch, outDir: dir, modelDir });
+    } else stageModelServer({ arch, outDir: dir, model });
     staged.set(key, dir);
   }
   return dir;
@@ -173,8 +176,7 @@ export function modelServerImage(
   options: ModelServerImageOptions = {},
 ): ecs.ContainerImage {
   const arch = serverArch((options.cpuArchitecture ?? ecs.CpuArchitecture.ARM64)._cpuArchitecture);
-  if (options.modelDir) readModelFolder(options.modelDir);
-  const directory = stagedContext(arch, options.modelDir, !cdk.Stack.of(scope).bundlingRequired);
+  const directory = stagedContext(arch, options.model, !cdk.Stack.of(scope).bundlingRequired);
   return ecs.ContainerImage.fromAsset(directory, {
     platform: arch === 'arm64' ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
     buildArgs: { APP_SOURCE: 'staged' },

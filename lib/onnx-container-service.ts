@@ -18,7 +18,7 @@ import {
 } from './container-image';
 import { InferenceBackend } from './inference-api';
 import { ModelArtifact } from './model-artifact';
-import { readModelFolder } from './model-folder';
+import { readModelFolder, type ModelFolder } from './model-folder';
 import { METRICS_NAMESPACE, METRICS_SERVICE, type InferenceLimits, type LogLevel } from './onnx-function';
 import { checkPositiveInteger } from './validate';
 
@@ -299,6 +299,7 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
       // Drain before ECS's SIGKILL, with time to spare for the exit itself.
       DRAIN_TIMEOUT_MS: String((stopSeconds - 5) * 1000),
     };
+    let baked: ModelFolder | undefined;
     if (props.artifact) {
       this.modelName = props.artifact.modelName;
       this.modelVersion = props.artifact.version;
@@ -306,12 +307,13 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
       environment.MODEL_URI = this.modelUri;
       environment.MODEL_SHA256 = props.artifact.sha256;
     } else {
-      const folder = readModelFolder(props.bakedModelDir as string);
-      this.modelName = folder.manifest.name;
-      this.modelVersion = folder.manifest.version;
+      // Read (and hashed) once: the image is staged from this same folder.
+      baked = readModelFolder(props.bakedModelDir as string);
+      this.modelName = baked.manifest.name;
+      this.modelVersion = baked.manifest.version;
       // Unset MODEL_URI: the server serves what the image holds.
       this.modelUri = MODEL_SERVER_MODEL_DIR;
-      environment.MODEL_SHA256 = folder.sha256;
+      environment.MODEL_SHA256 = baked.sha256;
     }
     environment.MODEL_NAME = this.modelName;
     if (batching) {
@@ -398,7 +400,7 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
     this.container = this.taskDefinition.addContainer('Server', {
       image: modelServerImage(this, {
         cpuArchitecture: this.cpuArchitecture,
-        modelDir: props.bakedModelDir,
+        model: baked,
       }),
       essential: true,
       // The image's `node` user: numeric, so the start does not depend on the image's /etc/passwd.

@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { mb } from '../lib/bundling';
 import { serverArch, stageModelServer } from '../lib/container-image';
+import { readModelFolder } from '../lib/model-folder';
 
 function main(): number {
   const { values } = parseArgs({
@@ -20,7 +21,9 @@ function main(): number {
   const arch = serverArch(values.arch);
   process.stderr.write(`stage-container: bundling the server for linux/${arch} into ${values.out} ...\n`);
   const started = performance.now();
-  const stats = stageModelServer({ arch, outDir: values.out, modelDir: values.model });
+  // Fails on a manifest whose sha256 is not the model's: a wrong file is never baked in.
+  const model = values.model === undefined ? undefined : readModelFolder(values.model);
+  const stats = stageModelServer({ arch, outDir: values.out, model });
   process.stderr.write(
     `stage-container: server ${mb(stats.serverBytes)}, onnxruntime ${mb(stats.onnxRuntimeBytes)}, model ${values.model ? mb(stats.modelBytes) : 'none (MODEL_URI at run time)'}, in ${Math.round(performance.now() - started)} ms\n`,
   );

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import { readModelFolder } from '../../lib/model-folder';
 import {
   modelServerDockerfile,
   modelServerImage,
@@ -44,7 +45,7 @@ describe('modelServerImage', () => {
   it('stages the real context when the stack bundles: arm64 by default, built with APP_SOURCE=staged', () => {
     const outdir = fs.mkdtempSync(path.join(scratch, 'out-'));
     const stack = new cdk.Stack(new cdk.App({ outdir }), 'Bundled', { env: TEST_ENV });
-    const source = imageSource(stack, modelServerImage(stack, { modelDir: IRIS_DIR }), outdir);
+    const source = imageSource(stack, modelServerImage(stack, { model: readModelFolder(IRIS_DIR) }), outdir);
     expect(source.platform).toBe('linux/arm64');
     expect(source.dockerBuildArgs).toEqual({ APP_SOURCE: 'staged' });
     expect(fs.readdirSync(source.directory).sort()).toEqual(['Dockerfile', 'app', 'model']);
@@ -71,12 +72,24 @@ describe('modelServerImage', () => {
     );
   });
 
-  it('refuses a model folder whose manifest does not match its model, even when bundling is skipped', () => {
-    const bad = copyModel({ appendBytes: 3 });
+  it('gives the same baked model the same image asset, and another manifest another one', () => {
+    const other = copyModel({ manifest: (m) => (m.description = 'same model, other manifest') });
     try {
-      expect(() => modelServerImage(testStack(), { modelDir: bad })).toThrow(/sha256/);
+      const imageDir = (folder: string) => {
+        const outdir = fs.mkdtempSync(path.join(scratch, 'out-'));
+        const stack = new cdk.Stack(new cdk.App({ outdir }), 'Baked', { env: TEST_ENV });
+        return imageSource(stack, modelServerImage(stack, { model: readModelFolder(folder) }), outdir)
+          .directory;
+      };
+      const first = imageDir(IRIS_DIR);
+      const again = imageDir(IRIS_DIR);
+      const changed = imageDir(other);
+      // The folder names are the asset hashes.
+      expect(path.basename(again)).toBe(path.basename(first));
+      expect(path.basename(changed)).not.toBe(path.basename(first));
+      expect(fs.readFileSync(path.join(changed, 'model', 'model.json'), 'utf8')).toMatch(/other manifest/);
     } finally {
-      fs.rmSync(bad, { recursive: true, force: true });
+      fs.rmSync(other, { recursive: true, force: true });
     }
   });
 });

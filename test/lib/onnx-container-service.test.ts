@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as cdk from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -9,7 +10,7 @@ import { InferenceApi } from '../../lib/inference-api';
 import { ModelArtifact } from '../../lib/model-artifact';
 import { ModelBucket } from '../../lib/model-bucket';
 import { OnnxContainerService, type OnnxContainerServiceProps } from '../../lib/onnx-container-service';
-import { IRIS_DIR, onlyResource, template, testApp, testStack } from '../support/cdk';
+import { copyModel, IRIS_DIR, onlyResource, template, testApp, testStack } from '../support/cdk';
 import { annotations, cfnLintErrors, templateFiles } from '../support/checks';
 
 /** A model version in a bucket, and the service that pulls it. */
@@ -438,6 +439,15 @@ describe('OnnxContainerService', () => {
     const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
     expect(policies).not.toContain('s3:GetObject');
     expect(policies).not.toContain('kms:');
+  });
+
+  test('refuses to bake in a model whose manifest does not match it, even when bundling is skipped', () => {
+    const bad = copyModel({ appendBytes: 3 });
+    try {
+      expect(() => baked({ bakedModelDir: bad })).toThrow(/sha256/);
+    } finally {
+      fs.rmSync(bad, { recursive: true, force: true });
+    }
   });
 
   test('bring your own VPC and cluster: no VPC, endpoints or cluster are created', () => {
