@@ -18,12 +18,19 @@ export interface RuntimeConfig {
   readonly allowSpinning?: boolean;
 }
 
-function positiveInt(env: Readonly<Record<string, string | undefined>>, key: string): number | undefined {
+/** A whole number from the environment, at least `min` (1 or 0); unset or empty is undefined. */
+function intVar(
+  env: Readonly<Record<string, string | undefined>>,
+  key: string,
+  min: 0 | 1 = 1,
+): number | undefined {
   const raw = env[key];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0)
-    throw new Error(`${key} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(n) || n < min) {
+    const what = min === 1 ? 'a positive integer' : '0 or a positive integer';
+    throw new Error(`${key} must be ${what}, got ${JSON.stringify(raw)}`);
+  }
   return n;
 }
 
@@ -51,12 +58,12 @@ export function runtimeConfigFromEnv(
     modelName: env.MODEL_NAME || undefined,
     modelSha256: sha || undefined,
     limits: {
-      maxPayloadBytes: positiveInt(env, 'MAX_PAYLOAD_BYTES') ?? defaults.maxPayloadBytes,
-      maxBatch: positiveInt(env, 'MAX_BATCH') ?? defaults.maxBatch,
-      maxElements: positiveInt(env, 'MAX_ELEMENTS') ?? defaults.maxElements,
+      maxPayloadBytes: intVar(env, 'MAX_PAYLOAD_BYTES') ?? defaults.maxPayloadBytes,
+      maxBatch: intVar(env, 'MAX_BATCH') ?? defaults.maxBatch,
+      maxElements: intVar(env, 'MAX_ELEMENTS') ?? defaults.maxElements,
     },
     logPayloads: env.LOG_PAYLOADS === 'true',
-    intraOpNumThreads: positiveInt(env, 'ORT_INTRA_OP_THREADS'),
+    intraOpNumThreads: intVar(env, 'ORT_INTRA_OP_THREADS'),
     allowSpinning: flag(env, 'ORT_ALLOW_SPINNING'),
   };
 }
@@ -84,21 +91,12 @@ export interface ServerConfig extends RuntimeConfig {
   readonly logLevel: ServerLogLevel;
 }
 
-function nonNegativeInt(env: Readonly<Record<string, string | undefined>>, key: string): number | undefined {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new Error(`${key} must be 0 or a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
 export function serverConfigFromEnv(env: Readonly<Record<string, string | undefined>>): ServerConfig {
   const base = runtimeConfigFromEnv({ ...env, MODEL_URI: env.MODEL_URI || CONTAINER_MODEL_DIR });
-  const port = nonNegativeInt(env, 'PORT') ?? 8080;
+  const port = intVar(env, 'PORT', 0) ?? 8080;
   if (port > 65535) throw new Error(`PORT must be at most 65535, got ${port}`);
-  const maxBatchSize = nonNegativeInt(env, 'BATCH_MAX_SIZE') ?? 0;
-  const maxLatencyMs = nonNegativeInt(env, 'BATCH_MAX_LATENCY_MS') ?? 0;
+  const maxBatchSize = intVar(env, 'BATCH_MAX_SIZE', 0) ?? 0;
+  const maxLatencyMs = intVar(env, 'BATCH_MAX_LATENCY_MS', 0) ?? 0;
   if (maxLatencyMs > 60_000)
     throw new Error(`BATCH_MAX_LATENCY_MS must be at most 60000, got ${maxLatencyMs}`);
   if (maxBatchSize < 2 && env.BATCH_MAX_LATENCY_MS) {
@@ -117,8 +115,8 @@ export function serverConfigFromEnv(env: Readonly<Record<string, string | undefi
     port,
     host: env.HOST || '0.0.0.0',
     batching: maxBatchSize >= 2 ? { maxBatchSize, maxLatencyMs } : undefined,
-    maxInFlight: positiveInt(env, 'MAX_QUEUE') ?? 256,
-    drainTimeoutMs: nonNegativeInt(env, 'DRAIN_TIMEOUT_MS') ?? 25_000,
+    maxInFlight: intVar(env, 'MAX_QUEUE') ?? 256,
+    drainTimeoutMs: intVar(env, 'DRAIN_TIMEOUT_MS', 0) ?? 25_000,
     pathPrefix: env.PATH_PREFIX || undefined,
     logLevel: logLevel as ServerLogLevel,
   };

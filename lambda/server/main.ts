@@ -58,7 +58,8 @@ async function main(): Promise<void> {
     maxInFlight: config.maxInFlight,
     drainTimeoutMs: config.drainTimeoutMs,
     pathPrefix: config.pathPrefix,
-    accessLog: (e) => logger.debug('request', { ...e }),
+    // Only at DEBUG: otherwise each request would build a log entry nobody writes.
+    accessLog: config.logLevel === 'DEBUG' ? (e) => logger.debug('request', { ...e }) : undefined,
     payloadLog: config.logPayloads
       ? (path, body) =>
           logger.info('request payload', { path, body: bodyText(body).slice(0, PAYLOAD_LOG_BYTES) })

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as ort from 'onnxruntime-node';
+import { MODEL_SERVER_HEALTH_COMMAND } from '../../../lib/container-image';
 import { mlpModel, makeTempDir, removeDir, writeModel, type WrittenModel } from '../../fixtures/models';
 import { freePort, motoS3Client, startMoto, type MotoServer } from '../../support/moto';
 
@@ -21,9 +22,10 @@ interface Dockerfile {
   readonly text: string;
   readonly env: Record<string, string>;
   readonly entrypoint: string[];
+  readonly healthcheck: string[];
 }
 
-/** The runtime stage's ENV and ENTRYPOINT: what the image runs, taken from the file itself. */
+/** The runtime stage's ENV, ENTRYPOINT and HEALTHCHECK command: what the image runs, taken from the file itself. */
 function readDockerfile(): Dockerfile {
   const text = fs.readFileSync(DOCKERFILE, 'utf8');
   const runtime = text.slice(text.lastIndexOf('\nFROM '));
@@ -34,8 +36,16 @@ function readDockerfile(): Dockerfile {
       if (k && v !== undefined) env[k] = v;
     }
   }
-  const ep = /^ENTRYPOINT (\[.*\])$/m.exec(runtime)?.[1];
-  return { text, env, entrypoint: ep ? (JSON.parse(ep) as string[]) : [] };
+  const exec = (re: RegExp) => {
+    const json = re.exec(runtime)?.[1];
+    return json ? (JSON.parse(json) as string[]) : [];
+  };
+  return {
+    text,
+    env,
+    entrypoint: exec(/^ENTRYPOINT (\[.*\])$/m),
+    healthcheck: exec(/^HEALTHCHECK .* CMD (\[.*\])$/m),
+  };
 }
 
 /** The Dockerfile's `/app/...` and `/opt/ml/model` are where a stage folder put them. */
@@ -99,6 +109,18 @@ async function ready(server: Server): Promise<void> {
   }
 }
 
+/**
+ * Probes with a malformed request until the server refuses one for being full, and returns that refusal:
+ * while there is room a probe is answered 400 at once, so a 503 means every held request is in flight.
+ */
+async function untilFull(server: Server): Promise<Response> {
+  for (;;) {
+    const probe = await post(`${server.url}/v2/models/iris/infer`, '{');
+    if (probe.status === 503) return probe;
+    expect(probe.status).toBe(400);
+  }
+}
+
 const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   fetch(url, {
     method: 'POST',
@@ -118,6 +140,8 @@ describe('the Dockerfile', () => {
     expect(runtime).toMatch(/^EXPOSE 8080$/m);
     expect(runtime).toMatch(/^HEALTHCHECK .* CMD \["node", "\/app\/healthcheck\.mjs"\]$/m);
     expect(docker.entrypoint).toEqual(['node', '/app/index.mjs']);
+    // ECS runs its own health check, not the image's: OnnxContainerService must run the same command.
+    expect(['CMD', ...docker.healthcheck]).toEqual(MODEL_SERVER_HEALTH_COMMAND);
     expect(docker.env).toMatchObject({ PORT: '8080', HOST: '0.0.0.0', NODE_ENV: 'production' });
   });
 
@@ -241,13 +265,12 @@ describe('the staged image', () => {
   it('answers the HEALTHCHECK command: healthy when ready, unhealthy when the server is gone', async () => {
     server = await startServer(stage, { MODEL_URI: path.join(stage, 'model') });
     await ready(server);
-    const docker = readDockerfile();
+    // The command as the Dockerfile states it, run from the staged folder.
+    const [command, ...args] = readDockerfile().healthcheck.map((a) => inStage(stage, a));
+    expect(command).toBe('node');
     const check = () =>
-      spawnSync(process.execPath, [inStage(stage, '/app/healthcheck.mjs')], {
-        env: { PORT: new URL(server?.url ?? '').port },
-      }).status;
+      spawnSync(process.execPath, args, { env: { PORT: new URL(server?.url ?? '').port } }).status;
     expect(check()).toBe(0);
-    expect(docker.text).toContain('/app/healthcheck.mjs');
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     expect(check()).toBe(1);
@@ -264,13 +287,7 @@ describe('the staged image', () => {
     await ready(server);
     const rows = [0, 1, 2, 3].map((i) => [4.5 + i, 3 - i / 4, 1 + i, 0.2 + i / 2]);
     const held = rows.map((r) => post(`${server?.url}/v2/models/iris/infer`, irisRow(r)));
-    // A malformed request is answered at once while there is room; once the four are in, it is refused unread.
-    let probe: Response;
-    for (;;) {
-      probe = await post(`${server.url}/v2/models/iris/infer`, '{');
-      if (probe.status === 503) break;
-      expect(probe.status).toBe(400);
-    }
+    const probe = await untilFull(server);
     expect(probe.headers.get('retry-after')).toBe('1');
     expect(((await probe.json()) as { error: string }).error).toMatch(
       /limit of 4 requests in flight; retry after 1 s/,
@@ -307,8 +324,7 @@ describe('the staged image', () => {
     });
     await ready(server);
     const held = [1, 2, 3].map((i) => post(`${server?.url}/v2/models/iris/infer`, irisRow([5, 3, i, 1])));
-    // All three are in flight once the bound refuses a probe.
-    while ((await post(`${server.url}/v2/models/iris/infer`, '{')).status !== 503);
+    await untilFull(server);
     server.child.kill('SIGTERM');
     const replies = await Promise.all(held);
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200]);
