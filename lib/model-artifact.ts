@@ -8,7 +8,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct, type IConstruct } from 'constructs';
 import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
-import { grantReadModelVersion, ModelBucket, type ModelVersionRef } from './model-bucket';
+import { grantReadModelVersion, ModelBucket, type IModelVersion } from './model-bucket';
 import { MODEL_FILES, readModelFolder, type ModelFile, type ModelManifestInfo } from './model-folder';
 
 export interface ModelArtifactProps {
@@ -109,7 +109,7 @@ class ModelPublisher extends Construct {
  * Synth fails if the folder's bytes disagree with its manifest, with another stage's copy of the same
  * version, or with the version lock file; the deploy fails if the bucket already holds other bytes there.
  */
-export class ModelArtifact extends Construct implements ModelVersionRef {
+export class ModelArtifact extends Construct implements IModelVersion {
   public readonly bucket: s3.IBucket;
   public readonly modelName: string;
   public readonly version: string;

@@ -2,7 +2,7 @@ import * as cdk from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { Construct } from 'constructs';
+import { Construct, type IDependable } from 'constructs';
 import { MODEL_FILES } from './model-folder';
 
 /** How model objects are encrypted at rest. */
@@ -29,6 +29,25 @@ export function grantReadModelVersion(
   });
   bucket.encryptionKey?.grantDecrypt(grantee);
   return grant;
+}
+
+/**
+ * A model version a server can be pointed at: an S3 location, its sha256, and read access to it. A
+ * `ModelArtifact` (uploaded from a folder) or a package resolved from the SageMaker Model Registry.
+ * Every field may be a deploy-time token.
+ */
+export interface IModelVersion {
+  readonly modelName: string;
+  readonly version: string;
+  readonly bucket: s3.IBucket;
+  /** `s3://<bucket>/<name>/<version>/`: the folder with model.onnx and model.json. */
+  readonly s3Uri: string;
+  /** sha256 of model.onnx, hex; the server refuses other bytes. */
+  readonly sha256: string;
+  /** What must be deployed before a server can read the version. */
+  readonly resource: IDependable;
+  /** Read access to this version's objects only. */
+  grantRead(grantee: iam.IGrantable): iam.Grant;
 }
 
 /** A model version, as the bucket lays it out: `<name>/<version>/`. */

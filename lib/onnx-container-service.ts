@@ -17,7 +17,7 @@ import {
   modelServerImage,
 } from './container-image';
 import { InferenceBackend } from './inference-api';
-import { ModelArtifact } from './model-artifact';
+import type { IModelVersion } from './model-bucket';
 import { readModelFolder, type ModelFolder } from './model-folder';
 import { METRICS_NAMESPACE, METRICS_SERVICE, type InferenceLimits, type LogLevel } from './onnx-function';
 import { checkPositiveInteger } from './validate';
@@ -54,7 +54,7 @@ export interface OnnxContainerServiceProps {
    * server checks its sha256. Give this or `bakedModelDir`.
    * @default - none
    */
-  readonly artifact?: ModelArtifact;
+  readonly artifact?: IModelVersion;
   /**
    * A model folder (model.onnx, model.json) baked into the image at /opt/ml/model: no S3 read at start,
    * but every model change is an image build. Give this or `artifact`.

@@ -5,7 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry, type BundleStats } from './bundling';
-import { ModelArtifact } from './model-artifact';
+import type { IModelVersion } from './model-bucket';
 import { readModelFolder, type ModelFolder } from './model-folder';
 import { checkPositiveInteger } from './validate';
 
@@ -34,7 +34,7 @@ export interface OnnxFunctionProps {
    * Give this or `bundledModelDir`.
    * @default - none
    */
-  readonly artifact?: ModelArtifact;
+  readonly artifact?: IModelVersion;
   /**
    * A model folder (model.onnx, model.json) to bundle into the code asset. For small models: no S3 read at
    * cold start, but every model change is a code deploy. Give this or `artifact`.
