@@ -18,6 +18,11 @@ export interface ModelServingStackProps extends cdk.StackProps, ServingOptions {
 /** One model endpoint, configured for one stage. */
 export class ModelServingStack extends cdk.Stack {
   public readonly endpoint: OnnxModelEndpoint;
+  /** The API's base URL (`https://.../api/`): smoke tests and pipelines read it. */
+  public readonly apiUrlOutput: cdk.CfnOutput;
+  public readonly inferUrlOutput: cdk.CfnOutput;
+  /** The API key's id, when the stage uses API keys. */
+  public readonly apiKeyIdOutput?: cdk.CfnOutput;
 
   constructor(scope: Construct, id: string, props: ModelServingStackProps) {
     super(scope, id, props);
@@ -69,7 +74,11 @@ export class ModelServingStack extends cdk.Stack {
       },
       monitoringProps: { thresholds: c.alarms },
     });
-    new cdk.CfnOutput(this, 'InferUrl', {
+    this.apiUrlOutput = new cdk.CfnOutput(this, 'ApiUrl', {
+      description: 'The API stage base URL; GET <this>v2/health/ready',
+      value: this.endpoint.api.url,
+    });
+    this.inferUrlOutput = new cdk.CfnOutput(this, 'InferUrl', {
       description: `POST a V2 infer request here (${c.api.authorization} auth)`,
       value: this.endpoint.inferUrl,
     });
@@ -80,7 +89,7 @@ export class ModelServingStack extends cdk.Stack {
       });
     }
     if (this.endpoint.api.apiKey) {
-      new cdk.CfnOutput(this, 'ApiKeyId', {
+      this.apiKeyIdOutput = new cdk.CfnOutput(this, 'ApiKeyId', {
         description: 'aws apigateway get-api-key --include-value --api-key <this id> gives the key',
         value: this.endpoint.api.apiKey.keyId,
       });
