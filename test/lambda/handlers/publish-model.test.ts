@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import type { CustomResourceEvent, CustomResourceResponse } from '../../../lambda/core/publish';
+import type { CustomResourceEvent, CustomResourceResponse } from '../../../lambda/core/custom-resource';
 import { motoS3Client, startMoto, type MotoServer } from '../../support/moto';
 
 type Handler = typeof import('../../../lambda/handlers/publish-model');
