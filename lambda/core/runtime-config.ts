@@ -16,6 +16,62 @@ export interface RuntimeConfig {
   readonly intraOpNumThreads?: number;
   /** ORT_ALLOW_SPINNING=false stops idle worker threads spinning. @default - onnxruntime's: they spin */
   readonly allowSpinning?: boolean;
+  /** MODEL_VARIANT and MODEL_VARIANTS: the A/B variants of this endpoint. @default - none */
+  readonly variants?: VariantsConfig;
+}
+
+/** Where one A/B variant's model is. */
+export interface VariantModel {
+  readonly uri: string;
+  readonly sha256?: string;
+}
+
+export interface VariantsConfig {
+  /** The variant this instance serves unless a request asks for another. */
+  readonly own: string;
+  readonly models: Readonly<Record<string, VariantModel>>;
+}
+
+export const VARIANT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+
+/** MODEL_VARIANTS is `{"<name>": {"uri": "...", "sha256": "..."}, ...}`; MODEL_VARIANT names one of them. */
+function variantsFromEnv(env: Readonly<Record<string, string | undefined>>): VariantsConfig | undefined {
+  const own = env.MODEL_VARIANT;
+  const raw = env.MODEL_VARIANTS;
+  if (!own && !raw) return undefined;
+  if (!own || !raw) throw new Error('MODEL_VARIANT and MODEL_VARIANTS must be set together');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (err) {
+    throw new Error(`MODEL_VARIANTS is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new Error('MODEL_VARIANTS must be a JSON object of variant name to {"uri", "sha256"}');
+  }
+  const models: Record<string, VariantModel> = {};
+  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!VARIANT_NAME.test(name)) {
+      throw new Error(
+        `MODEL_VARIANTS: variant name ${JSON.stringify(name)} must match ${VARIANT_NAME.source}`,
+      );
+    }
+    const v = value as { uri?: unknown; sha256?: unknown } | null;
+    if (typeof v?.uri !== 'string' || v.uri === '') {
+      throw new Error(`MODEL_VARIANTS.${name}.uri must be a non-empty string`);
+    }
+    if (v.sha256 !== undefined && (typeof v.sha256 !== 'string' || !SHA256_HEX.test(v.sha256))) {
+      throw new Error(`MODEL_VARIANTS.${name}.sha256 must be 64 hex characters`);
+    }
+    models[name] = { uri: v.uri, sha256: v.sha256 };
+  }
+  if (!(own in models)) {
+    throw new Error(
+      `MODEL_VARIANT ${JSON.stringify(own)} is not in MODEL_VARIANTS (${Object.keys(models).join(', ')})`,
+    );
+  }
+  return { own, models };
 }
 
 /** A whole number from the environment, at least `min` (1 or 0); unset or empty is undefined. */
@@ -50,7 +106,7 @@ export function runtimeConfigFromEnv(
   if (!modelUri)
     throw new Error('MODEL_URI is not set: give the model folder, .onnx file or s3:// URI to serve');
   const sha = env.MODEL_SHA256;
-  if (sha !== undefined && sha !== '' && !/^[0-9a-fA-F]{64}$/.test(sha)) {
+  if (sha !== undefined && sha !== '' && !SHA256_HEX.test(sha)) {
     throw new Error(`MODEL_SHA256 must be 64 hex characters, got ${JSON.stringify(sha)}`);
   }
   return {
@@ -65,6 +121,7 @@ export function runtimeConfigFromEnv(
     logPayloads: env.LOG_PAYLOADS === 'true',
     intraOpNumThreads: intVar(env, 'ORT_INTRA_OP_THREADS'),
     allowSpinning: flag(env, 'ORT_ALLOW_SPINNING'),
+    variants: variantsFromEnv(env),
   };
 }
 

@@ -9,7 +9,8 @@ import type { Context } from 'aws-lambda';
 import { toHttpRequest, toProxyResult, type ProxyEvent, type ProxyResult } from '../core/apigw';
 import { bodyText } from '../core/codec';
 import { runtimeConfigFromEnv } from '../core/runtime-config';
-import { InferenceService, type Telemetry } from '../core/service';
+import { InferenceService, type HttpRequest, type HttpResponse, type Telemetry } from '../core/service';
+import { VariantRouter } from '../core/variants';
 
 const logger = new Logger({ serviceName: 'model-deploy-kit' });
 const metrics = new Metrics({ namespace: 'ModelDeployKit', serviceName: 'model-deploy-kit' });
@@ -40,11 +41,17 @@ const telemetry: Telemetry = {
   },
 };
 
-const service = new InferenceService({
-  limits: config.limits,
-  session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning },
-  telemetry,
-});
+const newService = () =>
+  new InferenceService({
+    limits: config.limits,
+    session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning },
+    telemetry,
+  });
+const service = newService();
+// With A/B variants a request may pin another variant's model (X-Model-Variant).
+const router: { handle(req: HttpRequest): Promise<HttpResponse> } = config.variants
+  ? new VariantRouter(config.variants, service, newService, config.modelName)
+  : service;
 
 /** Starts at init, so the first request does not pay for the download and session creation. */
 export const ready: Promise<unknown> = service.load({
@@ -62,7 +69,7 @@ export async function handler(event: ProxyEvent, context?: Context): Promise<Pro
     logger.info('request payload', { path: req.path, body: bodyText(req.body).slice(0, PAYLOAD_LOG_BYTES) });
   }
   try {
-    const res = await service.handle(req);
+    const res = await router.handle(req);
     // DEBUG: API Gateway's access log already has a line per request, and this one costs ~30 us.
     logger.debug('request', {
       method: req.method,

@@ -56,6 +56,50 @@ describe('runtimeConfigFromEnv', () => {
   });
 });
 
+describe('A/B variants from the environment', () => {
+  const sha = 'cd'.repeat(32);
+  const variants = JSON.stringify({
+    primary: { uri: 's3://b/iris/1.0.0/', sha256: sha },
+    challenger: { uri: 's3://b/iris/1.1.0/' },
+  });
+
+  it('reads MODEL_VARIANT and MODEL_VARIANTS, and has none without them', () => {
+    expect(
+      runtimeConfigFromEnv({
+        MODEL_URI: 's3://b/iris/1.1.0/',
+        MODEL_VARIANT: 'challenger',
+        MODEL_VARIANTS: variants,
+      }).variants,
+    ).toEqual({
+      own: 'challenger',
+      models: {
+        primary: { uri: 's3://b/iris/1.0.0/', sha256: sha },
+        challenger: { uri: 's3://b/iris/1.1.0/' },
+      },
+    });
+    expect(runtimeConfigFromEnv({ MODEL_URI: '/m' }).variants).toBeUndefined();
+  });
+
+  it.each([
+    [{ MODEL_VARIANT: 'primary' }, /MODEL_VARIANT and MODEL_VARIANTS must be set together/],
+    [{ MODEL_VARIANTS: variants }, /MODEL_VARIANT and MODEL_VARIANTS must be set together/],
+    [{ MODEL_VARIANT: 'primary', MODEL_VARIANTS: '{"primary":' }, /MODEL_VARIANTS is not valid JSON/],
+    [{ MODEL_VARIANT: 'primary', MODEL_VARIANTS: '["primary"]' }, /must be a JSON object/],
+    [
+      { MODEL_VARIANT: 'b', MODEL_VARIANTS: variants },
+      /MODEL_VARIANT "b" is not in MODEL_VARIANTS \(primary, challenger\)/,
+    ],
+    [{ MODEL_VARIANT: 'a b', MODEL_VARIANTS: '{"a b":{"uri":"/m"}}' }, /variant name "a b" must match/],
+    [{ MODEL_VARIANT: 'a', MODEL_VARIANTS: '{"a":{}}' }, /MODEL_VARIANTS.a.uri must be a non-empty string/],
+    [
+      { MODEL_VARIANT: 'a', MODEL_VARIANTS: '{"a":{"uri":"/m","sha256":"x"}}' },
+      /MODEL_VARIANTS.a.sha256 must be 64 hex/,
+    ],
+  ])('names what is wrong: %j', (env, message) => {
+    expect(() => runtimeConfigFromEnv({ MODEL_URI: '/m', ...env })).toThrow(message);
+  });
+});
+
 describe('serverConfigFromEnv', () => {
   it('has container defaults: the SageMaker model folder, port 8080 on every interface, batching off', () => {
     expect(serverConfigFromEnv({})).toMatchObject({

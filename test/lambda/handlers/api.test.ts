@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
 import * as ort from 'onnxruntime-node';
 import type { ModelManifest } from '../../../lambda/core/types';
+import { copyModel } from '../../support/cdk';
 
 const IRIS = path.join(__dirname, '..', '..', '..', 'models', 'iris');
 const manifest = JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')) as ModelManifest;
@@ -230,5 +231,37 @@ describe('api handler whose model fails its sha256 check', () => {
     expect(parse(infer).error).toMatch(/not ready/);
     spy.mockRestore();
     errSpy.mockRestore();
+  });
+});
+
+describe('api handler of an A/B variant', () => {
+  it('serves its own variant, and the other one when X-Model-Variant pins it', async () => {
+    const spy = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const errSpy = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const challenger = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+    try {
+      const api = await loadHandler({
+        MODEL_URI: challenger,
+        MODEL_VARIANT: 'challenger',
+        MODEL_VARIANTS: JSON.stringify({ primary: { uri: IRIS }, challenger: { uri: challenger } }),
+      });
+      const body = JSON.stringify(manifest.sample?.request);
+      const own = (await api.handler(
+        restEvent('POST', '/v2/models/iris/infer', body),
+      )) as APIGatewayProxyResult;
+      expect(own.statusCode).toBe(200);
+      expect(own.headers?.['x-model-variant']).toBe('challenger');
+      expect(parse(own).model_version).toBe('1.1.0');
+      const pinned = (await api.handler(
+        restEvent('POST', '/v2/models/iris/infer', body, { 'X-Model-Variant': 'primary' }),
+      )) as APIGatewayProxyResult;
+      expect(pinned.statusCode).toBe(200);
+      expect(pinned.headers?.['x-model-variant']).toBe('primary');
+      expect(parse(pinned)).toEqual(manifest.sample?.response);
+    } finally {
+      fs.rmSync(challenger, { recursive: true, force: true });
+      spy.mockRestore();
+      errSpy.mockRestore();
+    }
   });
 });
