@@ -26,7 +26,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { motoS3Client, startMoto, type MotoServer } from './moto';
+import { motoLambdaRole, motoS3Client, startMoto, type MotoServer } from './moto';
 import { zip } from './zip';
 
 const CODE_BUCKET = 'lambda-code';
@@ -94,24 +94,7 @@ beforeAll(async () => {
   lambda = new LambdaClient(config);
   cfn = new CloudFormationClient(config);
   await s3.send(new CreateBucketCommand({ Bucket: CODE_BUCKET }));
-  // moto checks that a function's role exists in IAM: make one the way a deployment would.
-  const roles = await createStack('roles', {
-    Resources: {
-      Role: {
-        Type: 'AWS::IAM::Role',
-        Properties: {
-          AssumeRolePolicyDocument: {
-            Version: '2012-10-17',
-            Statement: [
-              { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
-            ],
-          },
-        },
-      },
-    },
-    Outputs: { RoleArn: { Value: { 'Fn::GetAtt': ['Role', 'Arn'] } } },
-  });
-  roleArn = output(roles, 'RoleArn') ?? '';
+  roleArn = await motoLambdaRole(moto.endpoint);
   expect(roleArn).toMatch(/^arn:aws:iam::123456789012:role\//);
 });
 

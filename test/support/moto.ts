@@ -12,6 +12,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import {
+  CloudFormationClient,
+  CreateStackCommand,
+  DescribeStacksCommand,
+} from '@aws-sdk/client-cloudformation';
 import { S3Client } from '@aws-sdk/client-s3';
 
 export interface MotoServer {
@@ -146,4 +151,51 @@ export function motoS3Client(endpoint: string): S3Client {
     forcePathStyle: true,
     credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
   });
+}
+
+/**
+ * A role Lambda may assume, made through a CloudFormation stack (there is no IAM client among the project's
+ * dependencies): moto checks that a function's role exists.
+ */
+export async function motoLambdaRole(endpoint: string): Promise<string> {
+  const cfn = new CloudFormationClient({
+    region: 'us-east-1',
+    endpoint,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
+  try {
+    const StackName = `role-${Date.now()}`;
+    await cfn.send(
+      new CreateStackCommand({
+        StackName,
+        Capabilities: ['CAPABILITY_IAM'],
+        TemplateBody: JSON.stringify({
+          Resources: {
+            Role: {
+              Type: 'AWS::IAM::Role',
+              Properties: {
+                AssumeRolePolicyDocument: {
+                  Version: '2012-10-17',
+                  Statement: [
+                    {
+                      Effect: 'Allow',
+                      Principal: { Service: 'lambda.amazonaws.com' },
+                      Action: 'sts:AssumeRole',
+                    },
+                  ],
+                },
+              },
+            },
+          },
+          Outputs: { RoleArn: { Value: { 'Fn::GetAtt': ['Role', 'Arn'] } } },
+        }),
+      }),
+    );
+    const { Stacks } = await cfn.send(new DescribeStacksCommand({ StackName }));
+    const arn = Stacks?.[0]?.Outputs?.find((o) => o.OutputKey === 'RoleArn')?.OutputValue;
+    if (!arn) throw new Error(`the role stack ended ${Stacks?.[0]?.StackStatus ?? 'missing'} without a role`);
+    return arn;
+  } finally {
+    cfn.destroy();
+  }
 }
