@@ -3,11 +3,10 @@ import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct, type IConstruct } from 'constructs';
-import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
+import { CustomResourceProvider } from './custom-resource-provider';
 import { grantReadModelVersion, ModelBucket, type IModelVersion } from './model-bucket';
 import { MODEL_FILES, readModelFolder, type ModelFile, type ModelManifestInfo } from './model-folder';
 
@@ -61,47 +60,14 @@ function checkVersionLock(file: string, name: string, version: string, hashes: V
 }
 
 /** The one Lambda per stack that copies model versions into place for `Custom::ModelVersion`. */
-class ModelPublisher extends Construct {
-  static of(scope: Construct): ModelPublisher {
-    const stack = cdk.Stack.of(scope);
-    const id = 'ModelDeployKitPublisher';
-    return (stack.node.tryFindChild(id) as ModelPublisher | undefined) ?? new ModelPublisher(stack, id);
-  }
-
-  public readonly function: lambda.Function;
-
-  private constructor(scope: Construct, id: string) {
-    super(scope, id);
-    const logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: logs.RetentionDays.ONE_YEAR,
-      removalPolicy: cdk.RemovalPolicy.DESTROY,
-    });
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: 'Copies model versions from CDK assets into the model bucket',
-    });
-    logGroup.grantWrite(role);
-    this.function = new lambda.Function(this, 'Function', {
-      description: 'model-deploy-kit: publishes immutable model versions (Custom::ModelVersion)',
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'index.handler',
-      code: bundledCode({
-        entry: runtimeEntry('publish-model'),
-        architecture: lambda.Architecture.ARM_64,
-        includeOnnxRuntime: false,
-        maxBytes: LAMBDA_UNZIPPED_LIMIT_BYTES,
-      }),
-      memorySize: 512,
-      timeout: cdk.Duration.minutes(10),
-      role,
-      logGroup,
-    });
-    cdk.Validations.of(this.function).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason: 'Pinned to nodejs22.x, the runtime the bundle is built and tested for.',
-    });
-  }
+function modelPublisher(scope: Construct): lambda.Function {
+  return CustomResourceProvider.of(scope, {
+    id: 'ModelDeployKitPublisher',
+    handler: 'publish-model',
+    description: 'model-deploy-kit: publishes immutable model versions (Custom::ModelVersion)',
+    purpose: 'Copies model versions from CDK assets into the model bucket',
+    timeout: cdk.Duration.minutes(10),
+  }).function;
 }
 
 /**
@@ -154,7 +120,7 @@ export class ModelArtifact extends Construct implements IModelVersion {
 
     const modelAsset = new s3assets.Asset(this, 'Model', { path: folder.modelPath });
     const manifestAsset = new s3assets.Asset(this, 'Manifest', { path: folder.manifestPath });
-    const publisher = ModelPublisher.of(this).function;
+    const publisher = modelPublisher(this);
     // Exact objects, no wildcards: the two assets it copies from and the two objects it may create.
     publisher.addToRolePolicy(
       new iam.PolicyStatement({
