@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry, type BundleStats } from './bundling';
 import type { IModelVersion } from './model-bucket';
 import { readModelFolder, type ModelFolder } from './model-folder';
+import { CustomResourceProvider } from './custom-resource-provider';
 import { checkPositiveInteger } from './validate';
 
 /** The namespace and service name the runtime's Powertools metrics use. */
@@ -17,6 +18,32 @@ export const METRICS_SERVICE = 'model-deploy-kit';
 const BUNDLED_MODEL_PATH = '/var/task/model';
 
 export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
+
+/** The name of a function's own model's variant, when it has a challenger. */
+export const DEFAULT_VARIANT_NAME = 'primary';
+export const DEFAULT_CHALLENGER_NAME = 'challenger';
+const VARIANT_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+/** A/B: a second model version, served by its own Lambda version behind the same `live` alias. */
+export interface ChallengerProps {
+  /** The model version to try (it must be in S3: a ModelArtifact or a registry package). */
+  readonly model: IModelVersion;
+  /** The share of requests the alias sends it: more than 0, less than 1 (0.1 = 10 %). */
+  readonly weight: number;
+  /** Its name in metrics, alarms and the X-Model-Variant header. @default 'challenger' */
+  readonly name?: string;
+}
+
+/** One variant behind the `live` alias. */
+export interface ModelVariant {
+  readonly name: string;
+  /** The Lambda version that serves it. */
+  readonly version: lambda.IVersion;
+  /** Its share of the alias's requests, 0 to 1. */
+  readonly weight: number;
+  /** The model version it serves, from the manifest or the registry. */
+  readonly modelVersion: string;
+}
 
 /** Request limits the runtime enforces before it runs the model. */
 export interface InferenceLimits {
@@ -99,6 +126,15 @@ export interface OnnxFunctionProps {
   readonly maxAssetSizeBytes?: number;
   /** @default - a description naming the model */
   readonly description?: string;
+  /**
+   * A/B test a second model version: the `live` alias sends `weight` of requests to a Lambda version that
+   * serves it, the rest to this deploy's version, as SageMaker's production variants do. Requests with an
+   * `X-Model-Variant` header go to that variant whatever version they land on.
+   * @default - one model, no routing
+   */
+  readonly challenger?: ChallengerProps;
+  /** This function's own model's variant name, with a challenger. @default 'primary' */
+  readonly variantName?: string;
 }
 
 function nodeMajor(runtime: lambda.Runtime): number | undefined {
@@ -125,6 +161,8 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
   public readonly architecture: lambda.Architecture;
   /** The reserved concurrency, if any: the ceiling concurrency alarms measure against. */
   public readonly reservedConcurrentExecutions?: number;
+  /** The variants behind `alias`: one, or the primary and its challenger. */
+  public readonly variants: ModelVariant[];
   private stats?: BundleStats;
 
   constructor(scope: Construct, id: string, props: OnnxFunctionProps) {
@@ -168,6 +206,31 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       checkPositiveInteger(owner, `limits.${key}`, limits[key]);
     }
     checkPositiveInteger(owner, 'intraOpThreads', props.intraOpThreads);
+    const challenger = props.challenger;
+    const variantName = props.variantName ?? DEFAULT_VARIANT_NAME;
+    const challengerName = challenger?.name ?? DEFAULT_CHALLENGER_NAME;
+    if (challenger) {
+      if (!(challenger.weight > 0 && challenger.weight < 1)) {
+        throw new Error(
+          `${owner}: challenger.weight must be more than 0 and less than 1 (0.1 = 10 %), got ${challenger.weight}`,
+        );
+      }
+      for (const [key, name] of [
+        ['variantName', variantName],
+        ['challenger.name', challengerName],
+      ] as const) {
+        if (!VARIANT_NAME.test(name)) {
+          throw new Error(
+            `${owner}: ${key} must be letters, digits, '-' and '_' (at most 63), got ${JSON.stringify(name)}`,
+          );
+        }
+      }
+      if (variantName === challengerName) {
+        throw new Error(`${owner}: the primary and the challenger are both named '${variantName}'`);
+      }
+    } else if (props.variantName !== undefined) {
+      throw new Error(`${owner}: variantName names the primary of an A/B test, but there is no challenger`);
+    }
 
     this.architecture = props.architecture ?? lambda.Architecture.ARM_64;
     this.reservedConcurrentExecutions = reserved;
@@ -197,6 +260,13 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
     if (limits.maxBatch !== undefined) environment.MAX_BATCH = String(limits.maxBatch);
     if (limits.maxElements !== undefined) environment.MAX_ELEMENTS = String(limits.maxElements);
     if (props.intraOpThreads !== undefined) environment.ORT_INTRA_OP_THREADS = String(props.intraOpThreads);
+    if (challenger) {
+      environment.MODEL_VARIANT = variantName;
+      environment.MODEL_VARIANTS = cdk.Stack.of(this).toJsonString({
+        [variantName]: { uri: this.modelUri, sha256: environment.MODEL_SHA256 },
+        [challengerName]: { uri: challenger.model.s3Uri, sha256: challenger.model.sha256 },
+      });
+    }
     Object.assign(environment, props.environment ?? {});
 
     this.logGroup =
@@ -264,16 +334,133 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
         'The runtime is a prop (Node.js 22 or newer, checked); the default is the one the bundle is tested on.',
     });
 
+    const primaryVariant: ModelVariant = {
+      name: variantName,
+      version: this.function.currentVersion,
+      weight: challenger ? 1 - challenger.weight : 1,
+      modelVersion: this.modelVersion,
+    };
+    this.variants = [primaryVariant];
+    if (challenger) {
+      challenger.model.grantRead(role);
+      const published = this.publishVariant(challengerName, challenger.model, {
+        MODEL_URI: [this.modelUri, challenger.model.s3Uri],
+        MODEL_SHA256: [environment.MODEL_SHA256 as string, challenger.model.sha256],
+        MODEL_VARIANT: [variantName, challengerName],
+      });
+      this.variants.push({
+        name: challengerName,
+        version: published,
+        weight: challenger.weight,
+        modelVersion: challenger.model.version,
+      });
+    }
+
     this.alias = new lambda.Alias(this, 'Live', {
       aliasName: 'live',
       version: this.function.currentVersion,
+      additionalVersions: this.variants.slice(1).map((v) => ({ version: v.version, weight: v.weight })),
       provisionedConcurrentExecutions: provisioned > 0 ? provisioned : undefined,
+    });
+  }
+
+  /**
+   * A Lambda version like this deploy's, but with the variant's values of a few environment variables
+   * (`[primary, variant]` each): CloudFormation gives a function one configuration, so a custom resource
+   * publishes the second one (lambda/core/variant-version.ts).
+   */
+  private publishVariant(
+    name: string,
+    model: IModelVersion,
+    differs: Record<string, [string, string]>,
+  ): lambda.IVersion {
+    const provider = CustomResourceProvider.of(this, {
+      id: 'ModelDeployKitVariantPublisher',
+      handler: 'publish-variant',
+      description:
+        'model-deploy-kit: publishes the Lambda version of an A/B variant (Custom::ModelVariantVersion)',
+      purpose: 'Publishes A/B variant versions of model-deploy-kit inference functions',
+      timeout: cdk.Duration.minutes(10),
+    }).function;
+    provider.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: [
+          'lambda:GetFunctionConfiguration',
+          'lambda:UpdateFunctionConfiguration',
+          'lambda:PublishVersion',
+        ],
+        resources: [this.function.functionArn],
+      }),
+    );
+    const resource = new cdk.CustomResource(this, `${name}Version`, {
+      serviceToken: provider.functionArn,
+      resourceType: 'Custom::ModelVariantVersion',
+      properties: {
+        FunctionName: this.function.functionName,
+        VariantEnvironment: Object.fromEntries(Object.entries(differs).map(([k, [, v]]) => [k, v])),
+        PrimaryEnvironment: Object.fromEntries(Object.entries(differs).map(([k, [p]]) => [k, p])),
+        Description: `${model.modelName} ${model.version} (A/B variant ${name})`,
+        // A new primary version means new code or settings: the variant's version must have them too.
+        PrimaryVersion: this.function.currentVersion.version,
+      },
+      // Versions stay, like CDK's own: an alias or a rollback may still point at one.
+      removalPolicy: cdk.RemovalPolicy.RETAIN,
+    });
+    resource.node.addDependency(model.resource);
+    return lambda.Version.fromVersionAttributes(this, `${name}VersionRef`, {
+      lambda: this.function,
+      version: resource.getAttString('Version'),
     });
   }
 
   /** Sizes of the code asset, when this synth bundled it (not when bundling was skipped). */
   public get bundleStats(): BundleStats | undefined {
     return this.stats;
+  }
+
+  /**
+   * A Lambda metric of one variant: the alias's invocations that ran on its version.
+   * @param variant a name from `variants`
+   */
+  public metricVariant(
+    variant: string,
+    metricName: string,
+    props?: cloudwatch.MetricOptions,
+  ): cloudwatch.Metric {
+    const found = this.variants.find((v) => v.name === variant);
+    if (!found) {
+      throw new Error(
+        `OnnxFunction ${this.node.path}: no variant '${variant}'; it has ${this.variants.map((v) => v.name).join(', ')}`,
+      );
+    }
+    return new cloudwatch.Metric({
+      namespace: 'AWS/Lambda',
+      metricName,
+      dimensionsMap: {
+        FunctionName: this.function.functionName,
+        Resource: `${this.function.functionName}:${this.alias.aliasName}`,
+        ExecutedVersion: found.version.version,
+      },
+      label: `${metricName} (${variant})`,
+      ...props,
+    });
+  }
+
+  /** Errors as a percentage of invocations, for one variant. */
+  public metricVariantErrorRate(
+    variant: string,
+    props?: { period?: cdk.Duration },
+  ): cloudwatch.MathExpression {
+    const period = props?.period ?? cdk.Duration.minutes(5);
+    return new cloudwatch.MathExpression({
+      expression: 'IF(invocations > 0, 100 * errors / invocations, 0)',
+      usingMetrics: {
+        errors: this.metricVariant(variant, 'Errors', { statistic: 'Sum', period }),
+        invocations: this.metricVariant(variant, 'Invocations', { statistic: 'Sum', period }),
+      },
+      label: `Error rate (%) (${variant})`,
+      period,
+    });
   }
 
   /** Invoke rights on the `live` alias. */

@@ -9,8 +9,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { clearBundleCache } from '../../lib/bundling';
 import { ModelArtifact } from '../../lib/model-artifact';
 import { ModelBucket } from '../../lib/model-bucket';
-import { OnnxFunction, type OnnxFunctionProps } from '../../lib/onnx-function';
-import { IRIS_DIR, template, testStack } from '../support/cdk';
+import { OnnxFunction, type ChallengerProps, type OnnxFunctionProps } from '../../lib/onnx-function';
+import { copyModel, IRIS_DIR, onlyResource, template, testStack } from '../support/cdk';
 
 const SHA = '81c53a2a6b7cfd1c4789ff8c55bc8e106c6457e5cae1d12f057f0d3ea740f0da';
 
@@ -255,5 +255,113 @@ describe('OnnxFunction', () => {
   ])('%s is refused with a message naming it', (_name, props, message) => {
     const stack = testStack();
     expect(() => new OnnxFunction(stack, 'Inference', props(stack))).toThrow(message);
+  });
+});
+
+describe('OnnxFunction with an A/B challenger', () => {
+  const challengerDir = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+  afterAll(() => fs.rmSync(challengerDir, { recursive: true, force: true }));
+
+  function ab(challenger: Partial<ChallengerProps> = {}, props: Partial<OnnxFunctionProps> = {}) {
+    const stack = testStack();
+    const models = new ModelBucket(stack, 'Models');
+    const artifact = new ModelArtifact(stack, 'Iris', { bucket: models.bucket, modelDir: IRIS_DIR });
+    const next = new ModelArtifact(stack, 'IrisNext', { bucket: models.bucket, modelDir: challengerDir });
+    const fn = new OnnxFunction(stack, 'Inference', {
+      artifact,
+      challenger: { model: next, weight: 0.1, ...challenger },
+      ...props,
+    });
+    return { stack, fn, t: template(stack) };
+  }
+
+  test('the live alias sends the weight to a second version that serves the challenger', () => {
+    const { t, fn } = ab();
+    const variant = onlyResource(t, 'Custom::ModelVariantVersion');
+    expect(variant.props).toMatchObject({
+      VariantEnvironment: { MODEL_SHA256: SHA, MODEL_VARIANT: 'challenger' },
+      PrimaryEnvironment: { MODEL_SHA256: SHA, MODEL_VARIANT: 'primary' },
+      Description: 'iris 1.1.0 (A/B variant challenger)',
+      FunctionName: { Ref: expect.stringMatching(/^InferenceFunction/) as unknown },
+      PrimaryVersion: {
+        'Fn::GetAtt': [expect.stringMatching(/^InferenceFunctionCurrentVersion/), 'Version'],
+      },
+    });
+    const variantEnv = variant.props.VariantEnvironment as Record<string, unknown>;
+    expect(JSON.stringify(variantEnv.MODEL_URI)).toContain('/iris/1.1.0/');
+    expect(JSON.stringify((variant.props.PrimaryEnvironment as Record<string, unknown>).MODEL_URI)).toContain(
+      '/iris/1.0.0/',
+    );
+    t.hasResource('Custom::ModelVariantVersion', { DeletionPolicy: 'Retain' });
+    const alias = onlyResource(t, 'AWS::Lambda::Alias').props;
+    expect(alias).toMatchObject({
+      Name: 'live',
+      FunctionVersion: {
+        'Fn::GetAtt': [expect.stringMatching(/^InferenceFunctionCurrentVersion/), 'Version'],
+      },
+      RoutingConfig: {
+        AdditionalVersionWeights: [
+          { FunctionVersion: { 'Fn::GetAtt': [variant.logicalId, 'Version'] }, FunctionWeight: 0.1 },
+        ],
+      },
+    });
+    const env = (inferenceProps(t).Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env.MODEL_VARIANT).toBe('primary');
+    const variants = JSON.stringify(env.MODEL_VARIANTS);
+    expect(variants).toContain('\\"challenger\\":{\\"uri\\":\\"s3://');
+    expect(variants).toContain('/iris/1.1.0/');
+    expect(fn.variants.map((v) => [v.name, v.weight, v.modelVersion])).toEqual([
+      ['primary', 0.9, '1.0.0'],
+      ['challenger', 0.1, '1.1.0'],
+    ]);
+  });
+
+  test('the variant publisher may change and publish this function only; the function reads both models', () => {
+    const { t } = ab();
+    const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain('lambda:PublishVersion');
+    const publisher = Object.entries(t.findResources('AWS::IAM::Policy')).find(([, p]) =>
+      JSON.stringify(p).includes('lambda:PublishVersion'),
+    );
+    const statement = (
+      publisher?.[1] as { Properties: { PolicyDocument: { Statement: Record<string, unknown>[] } } }
+    ).Properties.PolicyDocument.Statement.find((s) => JSON.stringify(s).includes('PublishVersion'));
+    expect(statement).toEqual({
+      Action: [
+        'lambda:GetFunctionConfiguration',
+        'lambda:UpdateFunctionConfiguration',
+        'lambda:PublishVersion',
+      ],
+      Effect: 'Allow',
+      Resource: { 'Fn::GetAtt': [expect.stringMatching(/^InferenceFunction/), 'Arn'] },
+    });
+    const reads = JSON.stringify(t.findResources('AWS::IAM::Policy'));
+    expect(reads).toContain('/iris/1.0.0/model.onnx');
+    expect(reads).toContain('/iris/1.1.0/model.onnx');
+  });
+
+  test('per-variant metrics use the executed version of the live alias', () => {
+    const { fn, stack } = ab();
+    const metric = fn.metricVariant('challenger', 'Errors');
+    const dims = stack.resolve(metric.dimensions) as Record<string, unknown>;
+    expect(dims.Resource).toEqual({ 'Fn::Join': ['', [{ Ref: expect.any(String) as unknown }, ':live']] });
+    expect(JSON.stringify(dims.ExecutedVersion)).toContain('Version');
+    expect(() => fn.metricVariant('canary', 'Errors')).toThrow(
+      /no variant 'canary'; it has primary, challenger/,
+    );
+  });
+
+  test.each([
+    [{ weight: 0 }, {}, /challenger.weight must be more than 0 and less than 1 .* got 0/],
+    [{ weight: 1 }, {}, /got 1$/],
+    [{ name: 'a b' }, {}, /challenger.name must be letters/],
+    [{ name: 'primary' }, {}, /both named 'primary'/],
+    [{}, { variantName: '' }, /variantName must be letters/],
+  ])('names a bad A/B setting: %j %j', (challenger, props, message) => {
+    expect(() => ab(challenger, props)).toThrow(message);
+  });
+
+  test('variantName without a challenger is a mistake', () => {
+    expect(() => withArtifact({ variantName: 'blue' })).toThrow(/variantName .* but there is no challenger/);
   });
 });
