@@ -345,7 +345,7 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       challenger.model.grantRead(role);
       const published = this.publishVariant(challengerName, challenger.model, {
         MODEL_URI: [this.modelUri, challenger.model.s3Uri],
-        MODEL_SHA256: [environment.MODEL_SHA256 as string, challenger.model.sha256],
+        MODEL_SHA256: [environment.MODEL_SHA256, challenger.model.sha256],
         MODEL_VARIANT: [variantName, challengerName],
       });
       this.variants.push({

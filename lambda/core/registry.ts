@@ -26,6 +26,7 @@ import {
   type SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
 import { loadModelFiles, MANIFEST_FILE, MODEL_FILE, parseS3Uri } from './model-store';
+import type { CustomResourceEvent, CustomResourceOutcome } from './custom-resource';
 import { s3Uri } from './publish';
 
 /** A registry call failed for a reason the user can fix; the message says which. */
@@ -644,4 +645,50 @@ export function checkLocation(found: RegisteredModel, bucket: string, modelName?
     );
   }
   return model;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The `Custom::RegistryModel` CloudFormation resource (lambda/handlers/resolve-model.ts).
+
+/**
+ * Create and Update resolve the group's latest Approved package and check it points into the model bucket
+ * (and is the expected model, when one is named). The physical id is the package ARN, so resolving another
+ * package reads as a replacement; the Delete that follows for the old one does nothing, as does any Delete:
+ * resolving creates nothing. `ResolveToken` is not read: it is there so a new value makes CloudFormation
+ * send an Update, that is, resolve again.
+ */
+export async function registryModelEvent(
+  sm: SageMakerClient,
+  event: CustomResourceEvent,
+): Promise<CustomResourceOutcome> {
+  if (event.RequestType === 'Delete') {
+    return { physicalResourceId: event.PhysicalResourceId ?? event.LogicalResourceId };
+  }
+  const props = event.ResourceProperties ?? {};
+  const read = (name: string, optional = false): string | undefined => {
+    const value = props[name];
+    if (value === undefined && optional) return undefined;
+    if (typeof value !== 'string' || value === '') {
+      throw new RegistryError(
+        `bad Custom::RegistryModel properties: ${name} must be a non-empty string, got ${JSON.stringify(value) ?? 'nothing'}`,
+      );
+    }
+    return value;
+  };
+  const group = checkGroupName(read('GroupName')!);
+  const bucket = read('BucketName')!;
+  const modelName = read('ModelName', true);
+  const found = await resolveLatestApproved(sm, group);
+  const model = checkLocation(found, bucket, modelName);
+  return {
+    physicalResourceId: found.packageArn,
+    data: {
+      ModelName: model.modelName,
+      Version: model.version,
+      S3Uri: model.s3Uri,
+      Sha256: model.modelSha256,
+      PackageArn: found.packageArn,
+      PackageVersion: String(found.packageVersion),
+    },
+  };
 }
