@@ -148,7 +148,7 @@ test('resolves the newest Approved package, ignoring newer Rejected and pending 
     ModelName: 'iris',
     Version: '1.1.0',
     S3Uri: 's3://models/iris/1.1.0/',
-    Sha256: JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')).sha256,
+    Sha256: (JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')) as { sha256: string }).sha256,
     PackageArn: created.PhysicalResourceId,
     PackageVersion: '2',
   });
