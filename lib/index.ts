@@ -1,4 +1,5 @@
 export * from './bundling';
+export * from './canary-release';
 export * from './config';
 export * from './container-image';
 export * from './inference-api';
