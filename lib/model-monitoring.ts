@@ -117,6 +117,12 @@ export class ModelMonitoring extends Construct {
   public readonly api5xxAlarm?: cloudwatch.Alarm;
   public readonly api4xxAlarm?: cloudwatch.Alarm;
   public readonly latencyAlarm?: cloudwatch.Alarm;
+  /**
+   * Lambda backend with an A/B challenger: each variant's own error-rate and p99-duration alarms, by variant
+   * name, on the alias's invocations that ran on that variant's version.
+   */
+  public readonly variantAlarms: Record<string, { errorRate: cloudwatch.Alarm; duration: cloudwatch.Alarm }> =
+    {};
   /** Every alarm above. */
   public readonly alarms: cloudwatch.Alarm[] = [];
   public readonly dashboard?: cloudwatch.Dashboard;
@@ -226,6 +232,26 @@ export class ModelMonitoring extends Construct {
         t.modelLoadFailures,
         'instances could not load the model and answer 503 (bad sha256, missing object, no read access)',
       );
+      if (fn.variants.length > 1) {
+        for (const v of fn.variants) {
+          // Construct ids from the name: alarm names are generated, the id only has to be unique.
+          const id = `Variant${v.name.replace(/[^A-Za-z0-9]/g, '')}`;
+          this.variantAlarms[v.name] = {
+            errorRate: alarm(
+              `${id}ErrorRate`,
+              fn.metricVariantErrorRate(v.name, { period }),
+              t.errorRatePercent,
+              `variant ${v.name} (model ${v.modelVersion}): Lambda errors at or above ${t.errorRatePercent}% of its invocations`,
+            ),
+            duration: alarm(
+              `${id}Duration`,
+              fn.metricVariant(v.name, 'Duration', { statistic: 'p99', period }),
+              t.p99DurationMs,
+              `variant ${v.name} (model ${v.modelVersion}): Lambda p99 duration at or above ${t.p99DurationMs} ms`,
+            ),
+          };
+        }
+      }
     } else {
       const s = service as OnnxContainerService;
       this.target5xxAlarm = alarm(
@@ -327,6 +353,14 @@ export class ModelMonitoring extends Construct {
           ),
           graph('Concurrency', [fn.metricConcurrentExecutions({ period })]),
         );
+        if (fn.variants.length > 1) {
+          const each = (metricName: string, statistic: string) =>
+            fn.variants.map((v) => fn.metricVariant(v.name, metricName, { statistic, period }));
+          widgets.push(
+            graph('Invocations per variant', each('Invocations', 'Sum'), each('Errors', 'Sum')),
+            graph('p99 duration per variant (ms)', each('Duration', 'p99')),
+          );
+        }
       } else {
         const s = service as OnnxContainerService;
         widgets.push(

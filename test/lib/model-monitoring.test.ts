@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import { Match } from 'aws-cdk-lib/assertions';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -6,7 +7,9 @@ import { InferenceApi } from '../../lib/inference-api';
 import { ModelMonitoring, type ModelMonitoringProps } from '../../lib/model-monitoring';
 import { OnnxContainerService } from '../../lib/onnx-container-service';
 import { OnnxFunction } from '../../lib/onnx-function';
-import { IRIS_DIR, template, testStack } from '../support/cdk';
+import { ModelArtifact } from '../../lib/model-artifact';
+import { ModelBucket } from '../../lib/model-bucket';
+import { copyModel, IRIS_DIR, template, testStack } from '../support/cdk';
 
 function build(
   props: Partial<ModelMonitoringProps> = {},
@@ -149,6 +152,50 @@ describe('ModelMonitoring', () => {
     }
     const none = build({ dashboard: false }).t;
     none.resourceCountIs('AWS::CloudWatch::Dashboard', 0);
+  });
+
+  test('an A/B function: error-rate and p99 alarms per variant on its executed version, and traffic per variant', () => {
+    const stack = testStack();
+    const models = new ModelBucket(stack, 'Models');
+    const next = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+    const challenger = new ModelArtifact(stack, 'Next', { bucket: models.bucket, modelDir: next });
+    fs.rmSync(next, { recursive: true, force: true });
+    const onnxFunction = new OnnxFunction(stack, 'Inference', {
+      bundledModelDir: IRIS_DIR,
+      challenger: { model: challenger, weight: 0.25, name: 'v1-1' },
+    });
+    const monitoring = new ModelMonitoring(stack, 'Monitoring', {
+      onnxFunction,
+      thresholds: { errorRatePercent: 3, p99DurationMs: 700 },
+    });
+    expect(Object.keys(monitoring.variantAlarms)).toEqual(['primary', 'v1-1']);
+    expect(monitoring.alarms).toEqual(
+      expect.arrayContaining(
+        Object.values(monitoring.variantAlarms).flatMap((a) => [a.errorRate, a.duration]),
+      ),
+    );
+    const t = template(stack);
+    const alarms = Object.values(t.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => (a as { Properties: AlarmProps }).Properties,
+    );
+    const errorRate = alarms.find((a) =>
+      a.AlarmDescription.includes('variant v1-1 (model 1.1.0): Lambda errors'),
+    );
+    expect(errorRate?.Threshold).toBe(3);
+    expect(JSON.stringify(errorRate?.Metrics)).toContain('ExecutedVersion');
+    const duration = alarms.find((a) =>
+      a.AlarmDescription.includes('variant primary (model 1.0.0): Lambda p99'),
+    );
+    expect(duration?.Threshold).toBe(700);
+    const metric = JSON.stringify(duration);
+    for (const text of ['"MetricName":"Duration"', '"Stat":"p99"', 'ExecutedVersion', ':live']) {
+      expect(metric).toContain(text);
+    }
+    const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
+    expect(body).toContain('Invocations per variant');
+    expect(body).toContain('Invocations (v1-1)');
+    // One model, no variant alarms.
+    expect(build().monitoring.variantAlarms).toEqual({});
   });
 
   test('a container backend: alarms on task 5XX, response time, unhealthy tasks, CPU, memory, failed loads', () => {
