@@ -7,6 +7,7 @@ export * from './model-artifact';
 export * from './model-bucket';
 export * from './model-folder';
 export * from './model-monitoring';
+export * from './model-source';
 export * from './model-serving-stack';
 export * from './onnx-container-service';
 export * from './onnx-function';
