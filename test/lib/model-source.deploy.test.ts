@@ -1,0 +1,198 @@
+/**
+ * RegistryModel deployed: the construct's stack, synthesized with its real resolver bundle, is created and
+ * updated by moto's CloudFormation, whose custom resource runs the bundled handler in node
+ * (startMoto({ runLambdas: true })) against moto's SageMaker.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as cdk from 'aws-cdk-lib';
+import * as s3b from 'aws-cdk-lib/aws-s3';
+import {
+  CloudFormationClient,
+  CreateStackCommand,
+  DescribeStackEventsCommand,
+  DescribeStacksCommand,
+  UpdateStackCommand,
+  type Stack,
+} from '@aws-sdk/client-cloudformation';
+import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateModelPackageGroupCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { registerModel, setApproval } from '../../lambda/core/registry';
+import { clearBundleCache } from '../../lib/bundling';
+import { RegistryModel } from '../../lib/model-source';
+import { IRIS_DIR, TEST_ENV } from '../support/cdk';
+import { motoS3Client, startMoto, type MotoServer } from '../support/moto';
+import { zip } from '../support/zip';
+
+const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+const BUCKET = 'deployed-models';
+const GROUP = 'iris-deployed';
+
+let moto: MotoServer;
+let s3: S3Client;
+let sm: SageMakerClient;
+let cfn: CloudFormationClient;
+const dirs: string[] = [];
+
+const temp = (prefix: string) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+};
+
+beforeAll(async () => {
+  moto = await startMoto({ runLambdas: true });
+  const config = { region: 'us-east-1', endpoint: moto.endpoint, credentials };
+  s3 = motoS3Client(moto.endpoint);
+  sm = new SageMakerClient(config);
+  cfn = new CloudFormationClient(config);
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+}, 60_000);
+
+afterAll(async () => {
+  s3?.destroy();
+  sm?.destroy();
+  cfn?.destroy();
+  await moto?.stop();
+  clearBundleCache();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function register(version: string): Promise<void> {
+  const dir = temp('mdk-deploy-registry-');
+  fs.copyFileSync(path.join(IRIS_DIR, 'model.onnx'), path.join(dir, 'model.onnx'));
+  const manifest = JSON.parse(fs.readFileSync(path.join(IRIS_DIR, 'model.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  manifest.version = version;
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest));
+  await registerModel(sm, s3, { group: GROUP, modelDir: dir, bucket: BUCKET, createGroup: true });
+}
+
+/**
+ * The stack's template, its Lambda asset uploaded where the template expects it (the bootstrap bucket, which
+ * the test creates in moto), as `cdk deploy` would.
+ */
+async function synthesize(group: string, resolveToken: string): Promise<string> {
+  const app = new cdk.App({ outdir: temp('mdk-deploy-registry-out-') });
+  const stack = new cdk.Stack(app, 'Registry', {
+    env: TEST_ENV,
+    synthesizer: new cdk.DefaultStackSynthesizer({ generateBootstrapVersionRule: false }),
+  });
+  const model = new RegistryModel(stack, 'Iris', {
+    group,
+    bucket: s3b.Bucket.fromBucketName(stack, 'Models', BUCKET),
+    modelName: 'iris',
+    resolveToken,
+  });
+  new cdk.CfnOutput(stack, 'S3Uri', { value: model.s3Uri });
+  new cdk.CfnOutput(stack, 'Version', { value: model.version });
+  new cdk.CfnOutput(stack, 'PackageVersion', { value: model.packageVersion });
+  new cdk.CfnOutput(stack, 'Sha256', { value: model.sha256 });
+  const assembly = app.synth();
+  const artifact = assembly.getStackByName('Registry');
+  const assets = JSON.parse(
+    fs.readFileSync(path.join(assembly.directory, 'Registry.assets.json'), 'utf8'),
+  ) as {
+    files: Record<
+      string,
+      {
+        source: { path: string; packaging?: string };
+        destinations: Record<string, { bucketName: string; objectKey: string }>;
+      }
+    >;
+  };
+  for (const file of Object.values(assets.files)) {
+    if (file.source.packaging !== 'zip') continue;
+    const dir = path.join(assembly.directory, file.source.path);
+    const entries = Object.fromEntries(
+      fs.readdirSync(dir).map((n) => [n, fs.readFileSync(path.join(dir, n))]),
+    );
+    for (const dest of Object.values(file.destinations)) {
+      const bucket = dest.bucketName
+        .replace('${AWS::AccountId}', TEST_ENV.account)
+        .replace('${AWS::Region}', TEST_ENV.region);
+      await s3.send(new CreateBucketCommand({ Bucket: bucket })).catch(() => undefined);
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: dest.objectKey, Body: zip(entries) }));
+    }
+  }
+  return JSON.stringify(artifact.template);
+}
+
+async function settled(name: string): Promise<Stack> {
+  const until = Date.now() + 90_000;
+  for (;;) {
+    const stack = (await cfn.send(new DescribeStacksCommand({ StackName: name }))).Stacks?.[0];
+    if (!stack) throw new Error(`no stack ${name}`);
+    if (!stack.StackStatus?.endsWith('_IN_PROGRESS')) return stack;
+    if (Date.now() > until) throw new Error(`${name} still ${stack.StackStatus}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+const outputs = (stack: Stack) =>
+  Object.fromEntries((stack.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
+
+test('the stack resolves the latest Approved package at create, and again when resolveToken changes', async () => {
+  await register('1.0.0'); // 1, approved below
+  await register('1.1.0'); // 2, rejected
+  await register('1.2.0'); // 3, pending
+  await setApproval(sm, GROUP, 1, 'Approved');
+  await setApproval(sm, GROUP, 2, 'Rejected');
+
+  await cfn.send(
+    new CreateStackCommand({
+      StackName: 'registry-ok',
+      TemplateBody: await synthesize(GROUP, 'release-1'),
+      Capabilities: ['CAPABILITY_IAM'],
+    }),
+  );
+  const created = await settled('registry-ok');
+  expect(created.StackStatus).toBe('CREATE_COMPLETE');
+  expect(outputs(created)).toMatchObject({
+    S3Uri: `s3://${BUCKET}/iris/1.0.0/`,
+    Version: '1.0.0',
+    PackageVersion: '1',
+    Sha256: expect.stringMatching(/^[0-9a-f]{64}$/) as string,
+  });
+
+  // a newer approval alone changes nothing; the next release's token resolves it
+  await setApproval(sm, GROUP, 3, 'Approved');
+  await cfn.send(
+    new UpdateStackCommand({
+      StackName: 'registry-ok',
+      TemplateBody: await synthesize(GROUP, 'release-2'),
+      Capabilities: ['CAPABILITY_IAM'],
+    }),
+  );
+  const updated = await settled('registry-ok');
+  expect(updated.StackStatus).toBe('UPDATE_COMPLETE');
+  expect(outputs(updated)).toMatchObject({ S3Uri: `s3://${BUCKET}/iris/1.2.0/`, PackageVersion: '3' });
+}, 180_000);
+
+test('a group with nothing approved fails the create, and the stack says why', async () => {
+  await sm.send(
+    new CreateModelPackageGroupCommand({
+      ModelPackageGroupName: 'nothing-approved',
+    }),
+  );
+  await cfn.send(
+    new CreateStackCommand({
+      StackName: 'registry-none',
+      TemplateBody: await synthesize('nothing-approved', 'release-1'),
+      Capabilities: ['CAPABILITY_IAM'],
+    }),
+  );
+  const stack = await settled('registry-none');
+  expect(stack.StackStatus).toMatch(/ROLLBACK_COMPLETE|CREATE_FAILED/);
+  const events =
+    (await cfn.send(new DescribeStackEventsCommand({ StackName: 'registry-none' }))).StackEvents ?? [];
+  const failed = events.find(
+    (e) => e.ResourceType === 'Custom::RegistryModel' && e.ResourceStatus === 'CREATE_FAILED',
+  );
+  expect(failed?.ResourceStatusReason).toContain(
+    'model package group "nothing-approved" has no Approved model package (it has no packages, or does not exist)',
+  );
+}, 180_000);
