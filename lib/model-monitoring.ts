@@ -70,6 +70,12 @@ export interface ModelMonitoringProps {
   readonly alarmTopic?: sns.ITopic;
   /** @default true */
   readonly dashboard?: boolean;
+  /**
+   * Lambda backend: also watch the version this deploy publishes, minute by minute, for a release that
+   * shifts traffic to it (see `releaseAlarms`).
+   * @default false
+   */
+  readonly watchNewVersion?: boolean;
 }
 
 const DEFAULTS: Required<AlarmThresholds> = {
@@ -123,6 +129,12 @@ export class ModelMonitoring extends Construct {
    */
   public readonly variantAlarms: Record<string, { errorRate: cloudwatch.Alarm; duration: cloudwatch.Alarm }> =
     {};
+  /**
+   * Lambda backend with `watchNewVersion`: the new version's error rate and p99 duration over one minute, so
+   * a canary of a few minutes can still be stopped by them (the other alarms need 2 of 3 periods).
+   */
+  public readonly newVersionErrorRateAlarm?: cloudwatch.Alarm;
+  public readonly newVersionDurationAlarm?: cloudwatch.Alarm;
   /** Every alarm above. */
   public readonly alarms: cloudwatch.Alarm[] = [];
   public readonly dashboard?: cloudwatch.Dashboard;
@@ -182,12 +194,12 @@ export class ModelMonitoring extends Construct {
       metric: cloudwatch.IMetric,
       threshold: number,
       description: string,
+      periods = { evaluationPeriods, datapointsToAlarm },
     ): cloudwatch.Alarm => {
       const created = new cloudwatch.Alarm(this, id, {
         metric,
         threshold,
-        evaluationPeriods,
-        datapointsToAlarm,
+        ...periods,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         // No traffic is not an outage; the API's own alarms see a dead backend as 5XX.
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -232,6 +244,24 @@ export class ModelMonitoring extends Construct {
         t.modelLoadFailures,
         'instances could not load the model and answer 503 (bad sha256, missing object, no read access)',
       );
+      if (props.watchNewVersion) {
+        const minute = cdk.Duration.minutes(1);
+        const now = { evaluationPeriods: 1, datapointsToAlarm: 1 };
+        this.newVersionErrorRateAlarm = alarm(
+          'NewVersionErrorRate',
+          fn.metricVersionErrorRate(fn.function.currentVersion, { period: minute }),
+          t.errorRatePercent,
+          `the version this deploy published: Lambda errors at or above ${t.errorRatePercent}% of its invocations in a minute`,
+          now,
+        );
+        this.newVersionDurationAlarm = alarm(
+          'NewVersionDuration',
+          fn.metricVersion(fn.function.currentVersion, 'Duration', { statistic: 'p99', period: minute }),
+          t.p99DurationMs,
+          `the version this deploy published: Lambda p99 duration at or above ${t.p99DurationMs} ms in a minute`,
+          now,
+        );
+      }
       if (fn.variants.length > 1) {
         for (const v of fn.variants) {
           // Construct ids from the name: alarm names are generated, the id only has to be unique.
@@ -386,6 +416,23 @@ export class ModelMonitoring extends Construct {
       );
       this.dashboard.addWidgets(...widgets);
     }
+  }
+
+  /**
+   * The alarms a release rolls back on: whatever says the new model or code is wrong (errors, slowness,
+   * failed loads, 5XX), not what says there is too much traffic (throttles, concurrency, 4XX, CPU).
+   */
+  public get releaseAlarms(): cloudwatch.Alarm[] {
+    return [
+      this.newVersionErrorRateAlarm,
+      this.newVersionDurationAlarm,
+      this.errorRateAlarm,
+      this.durationAlarm,
+      this.target5xxAlarm,
+      this.unhealthyHostsAlarm,
+      this.modelLoadFailuresAlarm,
+      this.api5xxAlarm,
+    ].filter((a): a is cloudwatch.Alarm => a !== undefined);
   }
 
   private createTopic(): sns.Topic {

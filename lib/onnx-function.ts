@@ -419,7 +419,45 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
   }
 
   /**
-   * A Lambda metric of one variant: the alias's invocations that ran on its version.
+   * A Lambda metric of the alias's invocations that ran on one version: a variant's, or the version a
+   * deploy is shifting traffic to.
+   */
+  public metricVersion(
+    version: lambda.IVersion,
+    metricName: string,
+    props?: cloudwatch.MetricOptions,
+  ): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/Lambda',
+      metricName,
+      dimensionsMap: {
+        FunctionName: this.function.functionName,
+        Resource: `${this.function.functionName}:${this.alias.aliasName}`,
+        ExecutedVersion: version.version,
+      },
+      ...props,
+    });
+  }
+
+  /** Errors as a percentage of the alias's invocations that ran on one version. */
+  public metricVersionErrorRate(
+    version: lambda.IVersion,
+    props?: { period?: cdk.Duration; label?: string },
+  ): cloudwatch.MathExpression {
+    const period = props?.period ?? cdk.Duration.minutes(5);
+    return new cloudwatch.MathExpression({
+      expression: 'IF(invocations > 0, 100 * errors / invocations, 0)',
+      usingMetrics: {
+        errors: this.metricVersion(version, 'Errors', { statistic: 'Sum', period }),
+        invocations: this.metricVersion(version, 'Invocations', { statistic: 'Sum', period }),
+      },
+      label: props?.label ?? 'Error rate (%)',
+      period,
+    });
+  }
+
+  /**
+   * A Lambda metric of one variant.
    * @param variant a name from `variants`
    */
   public metricVariant(
@@ -427,20 +465,7 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
     metricName: string,
     props?: cloudwatch.MetricOptions,
   ): cloudwatch.Metric {
-    const found = this.variants.find((v) => v.name === variant);
-    if (!found) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: no variant '${variant}'; it has ${this.variants.map((v) => v.name).join(', ')}`,
-      );
-    }
-    return new cloudwatch.Metric({
-      namespace: 'AWS/Lambda',
-      metricName,
-      dimensionsMap: {
-        FunctionName: this.function.functionName,
-        Resource: `${this.function.functionName}:${this.alias.aliasName}`,
-        ExecutedVersion: found.version.version,
-      },
+    return this.metricVersion(this.variant(variant).version, metricName, {
       label: `${metricName} (${variant})`,
       ...props,
     });
@@ -451,16 +476,20 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
     variant: string,
     props?: { period?: cdk.Duration },
   ): cloudwatch.MathExpression {
-    const period = props?.period ?? cdk.Duration.minutes(5);
-    return new cloudwatch.MathExpression({
-      expression: 'IF(invocations > 0, 100 * errors / invocations, 0)',
-      usingMetrics: {
-        errors: this.metricVariant(variant, 'Errors', { statistic: 'Sum', period }),
-        invocations: this.metricVariant(variant, 'Invocations', { statistic: 'Sum', period }),
-      },
+    return this.metricVersionErrorRate(this.variant(variant).version, {
+      period: props?.period,
       label: `Error rate (%) (${variant})`,
-      period,
     });
+  }
+
+  private variant(name: string): ModelVariant {
+    const found = this.variants.find((v) => v.name === name);
+    if (!found) {
+      throw new Error(
+        `OnnxFunction ${this.node.path}: no variant '${name}'; it has ${this.variants.map((v) => v.name).join(', ')}`,
+      );
+    }
+    return found;
   }
 
   /** Invoke rights on the `live` alias. */

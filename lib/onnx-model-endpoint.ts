@@ -1,4 +1,5 @@
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -8,11 +9,12 @@ import {
   InferenceBackend,
   type InferenceApiProps,
 } from './inference-api';
-import { ModelArtifact } from './model-artifact';
-import { ModelBucket, type ModelBucketProps } from './model-bucket';
+import { CanaryRelease, type TrafficShift } from './canary-release';
+import { ModelBucket, type IModelVersion, type ModelBucketProps } from './model-bucket';
 import { ModelMonitoring, type ModelMonitoringProps } from './model-monitoring';
 import { OnnxContainerService, type OnnxContainerServiceProps } from './onnx-container-service';
 import { OnnxFunction, type OnnxFunctionProps } from './onnx-function';
+import { ModelSource } from './model-source';
 
 /** Where the server gets the model from. */
 export enum ModelDelivery {
@@ -30,9 +32,35 @@ export enum ServingBackend {
   CONTAINER = 'CONTAINER',
 }
 
+/** A/B: a second model version served beside the first, as SageMaker's production variants are. */
+export interface EndpointChallenger {
+  /** A model folder. Give this or `modelSource`. @default - none */
+  readonly modelDir?: string;
+  /** Where the model comes from, e.g. `ModelSource.fromRegistry(group)`. @default - none */
+  readonly modelSource?: ModelSource;
+  /** The share of requests it gets: more than 0, less than 1. */
+  readonly weight: number;
+  /** @default 'challenger' */
+  readonly name?: string;
+}
+
+/** How a deploy that changes the Lambda backend reaches its clients. */
+export interface ReleaseOptions {
+  /** @default - a canary: 10 % for 5 minutes, then all */
+  readonly trafficShift?: TrafficShift;
+  /** Run the manifest's sample against the new version before it gets traffic. @default true */
+  readonly preTrafficCheck?: boolean;
+}
+
 export interface OnnxModelEndpointProps {
-  /** A model folder: `model.onnx` and `model.json` (name, version, sha256). */
-  readonly modelDir: string;
+  /** A model folder: `model.onnx` and `model.json` (name, version, sha256). Give this or `modelSource`. @default - none */
+  readonly modelDir?: string;
+  /**
+   * Where the model comes from: `ModelSource.fromFolder(dir)` (the same as `modelDir`) or
+   * `ModelSource.fromRegistry(group)`, the newest Approved package, resolved at deploy.
+   * @default - none
+   */
+  readonly modelSource?: ModelSource;
   /** @default ModelDelivery.S3 */
   readonly delivery?: ModelDelivery;
   /**
@@ -66,8 +94,23 @@ export interface OnnxModelEndpointProps {
   /** @default - ModelMonitoring's defaults */
   readonly monitoringProps?: Omit<
     ModelMonitoringProps,
-    'onnxFunction' | 'containerService' | 'api' | 'alarmTopic'
+    'onnxFunction' | 'containerService' | 'api' | 'alarmTopic' | 'watchNewVersion'
   >;
+  /**
+   * A/B test a second model version (LAMBDA backend, S3 delivery): the `live` alias splits traffic by weight;
+   * `X-Model-Variant` pins a request; metrics and alarms are per variant.
+   * @default - one model
+   */
+  readonly challenger?: EndpointChallenger;
+  /** The first model's variant name, with a challenger. @default 'primary' */
+  readonly variantName?: string;
+  /**
+   * LAMBDA backend: release each new version through CodeDeploy (pre-traffic check, traffic shifting,
+   * automatic rollback on the monitoring's release alarms). The CONTAINER backend always rolls back through
+   * ECS's circuit breaker and deployment alarms.
+   * @default - none: a deploy moves the alias at once
+   */
+  readonly release?: ReleaseOptions;
 }
 
 /**
@@ -78,8 +121,12 @@ export interface OnnxModelEndpointProps {
 export class OnnxModelEndpoint extends Construct {
   /** The model bucket (created or wrapped), when delivery is S3. */
   public readonly modelBucket?: ModelBucket;
-  /** The deployed model version, when delivery is S3. */
-  public readonly artifact?: ModelArtifact;
+  /** The deployed model version, when delivery is S3: a ModelArtifact, or a RegistryModel. */
+  public readonly artifact?: IModelVersion;
+  /** The challenger's model version, in an A/B test. */
+  public readonly challengerArtifact?: IModelVersion;
+  /** CodeDeploy's deployment group and the pre-traffic hook, with `release`. */
+  public readonly release?: CanaryRelease;
   /** The inference function, with the LAMBDA backend. */
   public readonly onnxFunction?: OnnxFunction;
   /** The Fargate service, with the CONTAINER backend. */
@@ -91,25 +138,65 @@ export class OnnxModelEndpoint extends Construct {
 
   constructor(scope: Construct, id: string, props: OnnxModelEndpointProps) {
     super(scope, id);
+    const owner = `OnnxModelEndpoint ${this.node.path}`;
     const delivery = props.delivery ?? ModelDelivery.S3;
     this.backend = props.backend ?? ServingBackend.LAMBDA;
     const container = this.backend === ServingBackend.CONTAINER;
+    if ((props.modelDir === undefined) === (props.modelSource === undefined)) {
+      throw new Error(
+        `${owner}: give exactly one of modelDir or modelSource, got ${props.modelDir ? 'both' : 'neither'}`,
+      );
+    }
+    const source = props.modelSource ?? ModelSource.fromFolder(props.modelDir as string);
+    if (delivery === ModelDelivery.BUNDLED && source.modelDir === undefined) {
+      throw new Error(
+        `${owner}: delivery BUNDLED needs a model folder at synth; a registry model is read from S3`,
+      );
+    }
     if (
       delivery === ModelDelivery.BUNDLED &&
       (props.existingBucket || props.bucketProps || props.versionLockFile)
     ) {
       throw new Error(
-        `OnnxModelEndpoint ${this.node.path}: existingBucket, bucketProps and versionLockFile apply to S3 delivery, but delivery is BUNDLED`,
+        `${owner}: existingBucket, bucketProps and versionLockFile apply to S3 delivery, but delivery is BUNDLED`,
       );
     }
     if (container && (props.functionProps || props.integration)) {
       throw new Error(
-        `OnnxModelEndpoint ${this.node.path}: functionProps and integration apply to the LAMBDA backend, but backend is CONTAINER`,
+        `${owner}: functionProps and integration apply to the LAMBDA backend, but backend is CONTAINER`,
       );
     }
     if (!container && props.containerProps) {
+      throw new Error(`${owner}: containerProps apply to the CONTAINER backend, but backend is LAMBDA`);
+    }
+    if (props.challenger) {
+      const c = props.challenger;
+      if (container) {
+        throw new Error(
+          `${owner}: challenger (A/B) needs the LAMBDA backend, whose alias splits traffic; backend is CONTAINER`,
+        );
+      }
+      if (delivery === ModelDelivery.BUNDLED) {
+        throw new Error(
+          `${owner}: challenger (A/B) needs S3 delivery: its model is read from the model bucket`,
+        );
+      }
+      if ((c.modelDir === undefined) === (c.modelSource === undefined)) {
+        throw new Error(
+          `${owner}: give the challenger exactly one of modelDir or modelSource, got ${c.modelDir ? 'both' : 'neither'}`,
+        );
+      }
+      if (props.release) {
+        throw new Error(
+          `${owner}: release and challenger cannot be combined: CodeDeploy shifts the live alias's weights itself. ` +
+            'Finish the A/B test (promote one model), then release with CodeDeploy',
+        );
+      }
+    }
+    if (container && props.release) {
       throw new Error(
-        `OnnxModelEndpoint ${this.node.path}: containerProps apply to the CONTAINER backend, but backend is LAMBDA`,
+        `${owner}: release (CodeDeploy) applies to the LAMBDA backend; the CONTAINER backend rolls back through ` +
+          "ECS's circuit breaker and deployment alarms",
       );
     }
     if (delivery === ModelDelivery.S3) {
@@ -117,13 +204,15 @@ export class OnnxModelEndpoint extends Construct {
         ...(props.bucketProps ?? {}),
         existingBucket: props.existingBucket,
       });
-      this.artifact = new ModelArtifact(this, 'Model', {
-        bucket: this.modelBucket.bucket,
-        modelDir: props.modelDir,
-        versionLockFile: props.versionLockFile,
-      });
+      const bind = { bucket: this.modelBucket.bucket, versionLockFile: props.versionLockFile };
+      this.artifact = source.bind(this, 'Model', bind);
+      if (props.challenger) {
+        const c = props.challenger;
+        const challengerSource = c.modelSource ?? ModelSource.fromFolder(c.modelDir as string);
+        this.challengerArtifact = challengerSource.bind(this, 'ChallengerModel', bind);
+      }
     }
-    const bundled = delivery === ModelDelivery.BUNDLED ? props.modelDir : undefined;
+    const bundled = delivery === ModelDelivery.BUNDLED ? source.modelDir : undefined;
     let backend: InferenceBackend;
     if (container) {
       const service = new OnnxContainerService(this, 'Container', {
@@ -141,6 +230,11 @@ export class OnnxModelEndpoint extends Construct {
         ...(props.functionProps ?? {}),
         artifact: this.artifact,
         bundledModelDir: bundled,
+        challenger:
+          props.challenger && this.challengerArtifact
+            ? { model: this.challengerArtifact, weight: props.challenger.weight, name: props.challenger.name }
+            : undefined,
+        variantName: props.variantName,
       });
       this.onnxFunction = fn;
       this.modelName = fn.modelName;
@@ -155,7 +249,27 @@ export class OnnxModelEndpoint extends Construct {
       containerService: this.containerService,
       api: this.api,
       alarmTopic: props.existingAlarmTopic,
+      watchNewVersion: props.release !== undefined,
     });
+    if (this.containerService) {
+      // A new task definition that trips these is rolled back, as the circuit breaker rolls back one that cannot start.
+      this.containerService.service.enableDeploymentAlarms(
+        this.monitoring.releaseAlarms.map((a) => a.alarmName),
+        { behavior: ecs.AlarmBehavior.ROLLBACK_ON_ALARM },
+      );
+    }
+    if (props.release && this.onnxFunction) {
+      this.release = new CanaryRelease(this, 'Release', {
+        alias: this.onnxFunction.alias,
+        version: this.onnxFunction.function.currentVersion,
+        modelVersion: this.artifact,
+        modelDir: this.artifact ? undefined : bundled,
+        trafficShift: props.release.trafficShift,
+        preTrafficCheck: props.release.preTrafficCheck,
+        alarms: this.monitoring.releaseAlarms,
+        logRetention: props.functionProps?.logRetention,
+      });
+    }
   }
 
   /** The infer URL of this endpoint's model. */

@@ -7,8 +7,10 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { ApiAuthorization } from '../../lib/inference-api';
+import { TrafficShiftType } from '../../lib/canary-release';
+import { ModelSource } from '../../lib/model-source';
 import { ModelDelivery, OnnxModelEndpoint, ServingBackend } from '../../lib/onnx-model-endpoint';
-import { IRIS_DIR, onlyResource, template, testStack } from '../support/cdk';
+import { copyModel, IRIS_DIR, onlyResource, template, testStack } from '../support/cdk';
 
 function containerEnv(t: ReturnType<typeof template>): Record<string, unknown> {
   const defs = onlyResource(t, 'AWS::ECS::TaskDefinition').props.ContainerDefinitions as {
@@ -237,9 +239,161 @@ describe('OnnxModelEndpoint', () => {
       { containerProps: { cpu: 2048, memoryLimitMiB: 4096 } },
       /containerProps apply to the CONTAINER backend, but backend is LAMBDA/,
     ],
+    [
+      'a challenger with the container backend',
+      { backend: ServingBackend.CONTAINER, challenger: { modelDir: IRIS_DIR, weight: 0.1 } },
+      /challenger \(A\/B\) needs the LAMBDA backend, whose alias splits traffic; backend is CONTAINER/,
+    ],
+    [
+      'a challenger with bundled delivery',
+      { delivery: ModelDelivery.BUNDLED, challenger: { modelDir: IRIS_DIR, weight: 0.1 } },
+      /challenger \(A\/B\) needs S3 delivery/,
+    ],
+    [
+      'a challenger with neither folder nor source',
+      { challenger: { weight: 0.1 } },
+      /give the challenger exactly one of modelDir or modelSource, got neither/,
+    ],
+    [
+      'a challenger and a release',
+      { challenger: { modelDir: IRIS_DIR, weight: 0.1 }, release: {} },
+      /release and challenger cannot be combined: CodeDeploy shifts the live alias's weights itself/,
+    ],
+    [
+      'a release with the container backend',
+      { backend: ServingBackend.CONTAINER, release: {} },
+      /release \(CodeDeploy\) applies to the LAMBDA backend/,
+    ],
+    [
+      'a registry model with bundled delivery',
+      {
+        modelDir: undefined,
+        modelSource: ModelSource.fromRegistry('iris-models'),
+        delivery: ModelDelivery.BUNDLED,
+      },
+      /delivery BUNDLED needs a model folder at synth/,
+    ],
+    [
+      'both a folder and a source',
+      { modelSource: ModelSource.fromFolder(IRIS_DIR) },
+      /give exactly one of modelDir or modelSource, got both/,
+    ],
   ])('%s is refused', (_name, props, message) => {
     expect(() => new OnnxModelEndpoint(testStack(), 'Iris', { modelDir: IRIS_DIR, ...props })).toThrow(
       message,
     );
+  });
+});
+
+describe('OnnxModelEndpoint releases', () => {
+  const nextDir = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+  afterAll(() => fs.rmSync(nextDir, { recursive: true, force: true }));
+
+  test('a challenger: a second model version in the same bucket, split by the alias, with per-variant alarms', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      challenger: { modelDir: nextDir, weight: 0.2, name: 'next' },
+      variantName: 'current',
+    });
+    const t = template(stack);
+    t.resourceCountIs('Custom::ModelVersion', 2);
+    t.resourceCountIs('Custom::ModelVariantVersion', 1);
+    expect(endpoint.challengerArtifact?.version).toBe('1.1.0');
+    expect(endpoint.onnxFunction?.variants.map((v) => [v.name, v.weight])).toEqual([
+      ['current', 0.8],
+      ['next', 0.2],
+    ]);
+    expect(Object.keys(endpoint.monitoring.variantAlarms)).toEqual(['current', 'next']);
+    const alias = onlyResource(t, 'AWS::Lambda::Alias').props as { RoutingConfig: unknown };
+    expect(JSON.stringify(alias.RoutingConfig)).toContain('"FunctionWeight":0.2');
+    expect(endpoint.release).toBeUndefined();
+  });
+
+  test('a release: CodeDeploy shifts traffic and rolls back on the release alarms, which watch the new version', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      release: { trafficShift: { type: TrafficShiftType.LINEAR, percent: 20, intervalMinutes: 2 } },
+    });
+    const t = template(stack);
+    const m = endpoint.monitoring;
+    expect(m.newVersionErrorRateAlarm).toBeDefined();
+    expect(m.releaseAlarms).toEqual([
+      m.newVersionErrorRateAlarm,
+      m.newVersionDurationAlarm,
+      m.errorRateAlarm,
+      m.durationAlarm,
+      m.modelLoadFailuresAlarm,
+      m.api5xxAlarm,
+    ]);
+    const group = onlyResource(t, 'AWS::CodeDeploy::DeploymentGroup').props as {
+      AlarmConfiguration: { Enabled: boolean; Alarms: { Name: unknown }[] };
+      AutoRollbackConfiguration: { Enabled: boolean; Events: string[] };
+    };
+    expect(group.AlarmConfiguration.Enabled).toBe(true);
+    expect(group.AlarmConfiguration.Alarms.map((a) => a.Name)).toEqual(
+      m.releaseAlarms.map((a) => stack.resolve(a.alarmName)),
+    );
+    expect(group.AutoRollbackConfiguration.Events).toEqual(
+      expect.arrayContaining(['DEPLOYMENT_FAILURE', 'DEPLOYMENT_STOP_ON_ALARM']),
+    );
+    t.hasResourceProperties('AWS::CodeDeploy::DeploymentConfig', {
+      TrafficRoutingConfig: {
+        Type: 'TimeBasedLinear',
+        TimeBasedLinear: { LinearPercentage: 20, LinearInterval: 2 },
+      },
+    });
+    // The new version's alarms look at one minute, once: a short canary can still trip them.
+    const alarm = Object.values(t.findResources('AWS::CloudWatch::Alarm'))
+      .map((a) => (a as { Properties: Record<string, unknown> }).Properties)
+      .find((a) => String(a.AlarmDescription).includes('the version this deploy published: Lambda errors'));
+    expect(alarm).toMatchObject({ EvaluationPeriods: 1, DatapointsToAlarm: 1 });
+    expect(JSON.stringify(alarm)).toContain('"Period":60');
+    expect(JSON.stringify(alarm)).toContain('ExecutedVersion');
+    expect(endpoint.release?.preTrafficHook).toBeDefined();
+  });
+
+  test('the container backend rolls a deployment back when its release alarms fire', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      backend: ServingBackend.CONTAINER,
+    });
+    const service = onlyResource(template(stack), 'AWS::ECS::Service').props as {
+      DeploymentConfiguration: {
+        Alarms: { Enable: boolean; Rollback: boolean; AlarmNames: unknown[] };
+        DeploymentCircuitBreaker: { Enable: boolean; Rollback: boolean };
+      };
+    };
+    const m = endpoint.monitoring;
+    expect(service.DeploymentConfiguration.DeploymentCircuitBreaker).toEqual({
+      Enable: true,
+      Rollback: true,
+    });
+    expect(service.DeploymentConfiguration.Alarms).toEqual({
+      Enable: true,
+      Rollback: true,
+      AlarmNames: [m.target5xxAlarm, m.unhealthyHostsAlarm, m.modelLoadFailuresAlarm, m.api5xxAlarm].map(
+        (a) => stack.resolve(a?.alarmName),
+      ),
+    });
+  });
+
+  test('a registry model: resolved at deploy, the function reads the resolved version', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelSource: ModelSource.fromRegistry('iris-models', { modelName: 'iris' }),
+    });
+    const t = template(stack);
+    t.resourceCountIs('Custom::ModelVersion', 0);
+    const resolved = onlyResource(t, 'Custom::RegistryModel');
+    expect(resolved.props).toMatchObject({ GroupName: 'iris-models', ModelName: 'iris' });
+    const fn = Object.values(t.findResources('AWS::Lambda::Function'))
+      .map((f) => (f as { Properties: { Environment?: { Variables: Record<string, unknown> } } }).Properties)
+      .find((f) => f.Environment?.Variables.MODEL_URI !== undefined);
+    expect(fn?.Environment?.Variables.MODEL_URI).toEqual({ 'Fn::GetAtt': [resolved.logicalId, 'S3Uri'] });
+    expect(fn?.Environment?.Variables.MODEL_SHA256).toEqual({ 'Fn::GetAtt': [resolved.logicalId, 'Sha256'] });
+    expect(endpoint.modelName).toBe('iris');
   });
 });
