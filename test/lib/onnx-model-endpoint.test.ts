@@ -333,7 +333,7 @@ describe('OnnxModelEndpoint releases', () => {
     };
     expect(group.AlarmConfiguration.Enabled).toBe(true);
     expect(group.AlarmConfiguration.Alarms.map((a) => a.Name)).toEqual(
-      m.releaseAlarms.map((a) => stack.resolve(a.alarmName)),
+      m.releaseAlarms.map((a) => stack.resolve(a.alarmName) as unknown),
     );
     expect(group.AutoRollbackConfiguration.Events).toEqual(
       expect.arrayContaining(['DEPLOYMENT_FAILURE', 'DEPLOYMENT_STOP_ON_ALARM']),
@@ -375,7 +375,7 @@ describe('OnnxModelEndpoint releases', () => {
       Enable: true,
       Rollback: true,
       AlarmNames: [m.target5xxAlarm, m.unhealthyHostsAlarm, m.modelLoadFailuresAlarm, m.api5xxAlarm].map(
-        (a) => stack.resolve(a?.alarmName),
+        (a) => stack.resolve(a?.alarmName) as unknown,
       ),
     });
   });
