@@ -132,8 +132,8 @@ async function settled(name: string): Promise<Stack> {
   }
 }
 
-const outputs = (stack: Stack) =>
-  Object.fromEntries((stack.Outputs ?? []).map((o) => [o.OutputKey, o.OutputValue]));
+const outputs = (stack: Stack): Record<string, string | undefined> =>
+  Object.fromEntries((stack.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue]));
 
 test('the stack resolves the latest Approved package at create, and again when resolveToken changes', async () => {
   await register('1.0.0'); // 1, approved below
