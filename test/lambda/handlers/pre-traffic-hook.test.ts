@@ -15,9 +15,16 @@ import {
   CreateStackCommand,
   DescribeStacksCommand,
 } from '@aws-sdk/client-cloudformation';
-import { CreateFunctionCommand, LambdaClient, PublishVersionCommand } from '@aws-sdk/client-lambda';
+import {
+  CreateFunctionCommand,
+  InvokeCommand,
+  LambdaClient,
+  PublishVersionCommand,
+} from '@aws-sdk/client-lambda';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import * as cdk from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { CanaryRelease } from '../../../lib/canary-release';
 import {
   bundleHandler,
   clearBundleCache,
@@ -41,6 +48,7 @@ let lambdaClient: LambdaClient;
 let hook: HookModule;
 let goodVersionArn: string;
 let badVersionArn: string;
+let roleArn: string;
 
 function filesUnder(dir: string): Record<string, Uint8Array> {
   const out: Record<string, Uint8Array> = {};
@@ -132,7 +140,7 @@ beforeAll(async () => {
   await s3.send(
     new PutObjectCommand({ Bucket: BUCKET, Key: 'code/inference.zip', Body: zip(filesUnder(assetDir)) }),
   );
-  const roleArn = await createRole(moto.endpoint);
+  roleArn = await createRole(moto.endpoint);
   goodVersionArn = await inferenceVersion('iris-good', roleArn, `s3://${BUCKET}/iris/1.0.0/`);
   badVersionArn = await inferenceVersion(
     'iris-other-weights',
@@ -254,5 +262,73 @@ describe('handler', () => {
       }
     },
     60_000,
+  );
+});
+
+describe('the synthesized hook asset, run as a Lambda function in moto', () => {
+  /** CanaryRelease's own hook asset for bundled delivery (index.mjs + model.json), bundled for real. */
+  function synthHookAsset(): string {
+    const app = new cdk.App({ outdir: path.join(work, 'cdk.out') });
+    const stack = new cdk.Stack(app, 'Hook');
+    // The alias only anchors the deployment group here; the hook's target comes from its environment below.
+    const fn = new lambda.Function(stack, 'Fn', {
+      runtime: lambda.Runtime.NODEJS_22_X,
+      handler: 'index.handler',
+      code: lambda.Code.fromInline('exports.handler = async () => ({})'),
+    });
+    const alias = new lambda.Alias(stack, 'Live', { aliasName: 'live', version: fn.currentVersion });
+    const release = new CanaryRelease(stack, 'Release', {
+      alias,
+      version: fn.currentVersion,
+      modelDir: IRIS_DIR,
+    });
+    const assembly = app.synth();
+    const hook = release.preTrafficHook as lambda.Function;
+    const t = assembly.getStackByName('Hook').template as {
+      Resources: Record<string, { Properties: { Code: { S3Key: string } } }>;
+    };
+    const key =
+      t.Resources[stack.getLogicalId(hook.node.defaultChild as lambda.CfnFunction)]?.Properties.Code.S3Key;
+    return path.join(assembly.directory, `asset.${(key ?? '').replace(/\.zip$/, '')}`);
+  }
+
+  test.each([
+    ['iris', 'pre-traffic sample check passed', () => goodVersionArn],
+    ['other weights', 'pre-traffic sample check failed: the deployment stops', () => badVersionArn],
+  ])(
+    'on the version serving %s: the bundle reads its own model.json, invokes the version and logs "%s"; only the CodeDeploy call fails',
+    async (name, logged, arn) => {
+      const asset = synthHookAsset();
+      expect(fs.readdirSync(asset).sort()).toEqual(['index.mjs', 'model.json']);
+      const fnName = `hook-${name.replace(/\W/g, '-')}`;
+      await lambdaClient.send(
+        new CreateFunctionCommand({
+          FunctionName: fnName,
+          Runtime: 'nodejs22.x',
+          Handler: 'index.handler',
+          Role: roleArn,
+          Code: { ZipFile: zip(filesUnder(asset)) },
+          Timeout: 60,
+          Environment: { Variables: { TARGET_VERSION_ARN: arn() } },
+        }),
+      );
+      const out = await lambdaClient.send(
+        new InvokeCommand({
+          FunctionName: fnName,
+          LogType: 'Tail',
+          Payload: JSON.stringify({ DeploymentId: 'd-XYZ', LifecycleEventHookExecutionId: 'exec-2' }),
+        }),
+      );
+      const logs = Buffer.from(out.LogResult ?? '', 'base64').toString('utf8');
+      expect(logs).toContain(logged);
+      expect(logs).toContain('"deploymentId":"d-XYZ"');
+      // No payloads: neither the sample request nor the response body is logged.
+      expect(logs).not.toContain('"inputs"');
+      expect(logs).not.toContain('"outputs"');
+      // moto has no PutLifecycleEventHookExecutionStatus: that one call fails the invocation.
+      expect(out.FunctionError).toBeTruthy();
+      expect(Buffer.from(out.Payload ?? []).toString('utf8')).toMatch(/Deserialization error|500/);
+    },
+    120_000,
   );
 });
