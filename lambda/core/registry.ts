@@ -415,7 +415,14 @@ async function existingSha256(
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return { sha256: head.Metadata?.['sha256']?.toLowerCase() };
   } catch (err) {
-    if (httpStatus(err) === 404) return undefined;
+    const status = httpStatus(err);
+    if (status === 404) return undefined;
+    if (status === 403) {
+      // Without s3:ListBucket, S3 answers 403 rather than 404 for an object that is not there.
+      throw new RegistryError(
+        `access to ${s3Uri(bucket, key)} is denied (checking whether it exists needs s3:GetObject and s3:ListBucket on the bucket)`,
+      );
+    }
     throw new RegistryError(
       `could not check ${s3Uri(bucket, key)}: ${(err as Error).message || errorName(err)}`,
     );
@@ -573,7 +580,8 @@ export async function registerModel(
     options.description ?? (typeof manifest.description === 'string' ? manifest.description : undefined);
   const input: CreateModelPackageInput = {
     ModelPackageGroupName: group,
-    ModelPackageDescription: description?.slice(0, 1024),
+    // SageMaker allows no control characters (newlines) in a description.
+    ModelPackageDescription: description?.replace(/\p{Cc}+/gu, ' ').slice(0, 1024),
     ModelApprovalStatus: options.status ?? 'PendingManualApproval',
     CustomerMetadataProperties: properties,
     ...(hasMetrics

@@ -144,8 +144,17 @@ describe('registerModel', () => {
 
   test('--approve registers it Approved; an image gives it an InferenceSpecification SageMaker can deploy', async () => {
     const image = '123456789012.dkr.ecr.us-east-1.amazonaws.com/mdk:latest';
-    const result = await register('iris-register', version('1.1.0'), { status: 'Approved', image });
-    expect(result.registered).toMatchObject({ packageVersion: 2, status: 'Approved' });
+    const result = await register('iris-register', version('1.1.0'), {
+      status: 'Approved',
+      image,
+      description: 'retrained\non May data',
+    });
+    // SageMaker refuses control characters in a description
+    expect(result.registered).toMatchObject({
+      packageVersion: 2,
+      status: 'Approved',
+      description: 'retrained on May data',
+    });
     const described = await sm.send(
       new DescribeModelPackageCommand({ ModelPackageName: result.registered.packageArn }),
     );
