@@ -421,6 +421,8 @@ export class ModelMonitoring extends Construct {
   /**
    * The alarms a release rolls back on: whatever says the new model or code is wrong (errors, slowness,
    * failed loads, 5XX), not what says there is too much traffic (throttles, concurrency, 4XX, CPU).
+   * The API's 5XX alarm only for the container: the Lambda alias that CodeDeploy watches is behind the API,
+   * so an alarm on the API would make the deployment group depend on itself.
    */
   public get releaseAlarms(): cloudwatch.Alarm[] {
     return [
@@ -431,7 +433,7 @@ export class ModelMonitoring extends Construct {
       this.target5xxAlarm,
       this.unhealthyHostsAlarm,
       this.modelLoadFailuresAlarm,
-      this.api5xxAlarm,
+      this.target5xxAlarm ? this.api5xxAlarm : undefined,
     ].filter((a): a is cloudwatch.Alarm => a !== undefined);
   }
 

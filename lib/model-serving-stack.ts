@@ -73,6 +73,7 @@ export class ModelServingStack extends cdk.Stack {
         accessLogRetention: c.logRetention,
       },
       monitoringProps: { thresholds: c.alarms },
+      release: backend === ServingBackend.LAMBDA ? c.release : undefined,
     });
     this.apiUrlOutput = new cdk.CfnOutput(this, 'ApiUrl', {
       description: 'The API stage base URL; GET <this>v2/health/ready',

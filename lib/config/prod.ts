@@ -1,6 +1,7 @@
 import * as cdk from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { ApiAuthorization } from '../inference-api';
+import { TrafficShiftType } from '../canary-release';
 import { ServingBackend } from '../onnx-model-endpoint';
 import type { StageConfig } from './types';
 
@@ -43,6 +44,8 @@ export const prodConfig: StageConfig = {
     cpuUtilizationPercent: 85,
     memoryUtilizationPercent: 85,
   },
+  // With the LAMBDA backend: 10 % of traffic for 5 minutes before the rest. The container rolls back through ECS.
+  release: { trafficShift: { type: TrafficShiftType.CANARY, percent: 10, intervalMinutes: 5 } },
   logRetention: logs.RetentionDays.SIX_MONTHS,
   removalPolicy: cdk.RemovalPolicy.RETAIN,
   autoDeleteObjects: false,

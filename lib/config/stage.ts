@@ -1,6 +1,7 @@
 import * as cdk from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { ApiAuthorization } from '../inference-api';
+import { TrafficShiftType } from '../canary-release';
 import { ServingBackend } from '../onnx-model-endpoint';
 import type { StageConfig } from './types';
 
@@ -27,6 +28,8 @@ export const stageConfig: StageConfig = {
     cpuUtilizationPercent: 85,
     memoryUtilizationPercent: 85,
   },
+  // The same pre-traffic check as prod, but no waiting: stage is where the pipeline's smoke test runs next.
+  release: { trafficShift: { type: TrafficShiftType.ALL_AT_ONCE } },
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: cdk.RemovalPolicy.DESTROY,
   autoDeleteObjects: true,

@@ -4,7 +4,7 @@ import type { ApiAuthorization, ApiQuota, ApiThrottle } from '../inference-api';
 import type { AlarmThresholds } from '../model-monitoring';
 import type { BatchingOptions } from '../onnx-container-service';
 import type { LogLevel } from '../onnx-function';
-import type { ServingBackend } from '../onnx-model-endpoint';
+import type { ReleaseOptions, ServingBackend } from '../onnx-model-endpoint';
 
 export type StageName = 'dev' | 'stage' | 'prod';
 
@@ -42,6 +42,12 @@ export interface StageConfig {
     readonly waf: boolean;
   };
   readonly alarms: AlarmThresholds;
+  /**
+   * LAMBDA backend: release each new version through CodeDeploy (pre-traffic check of the manifest's sample,
+   * traffic shifting, rollback on alarms). The CONTAINER backend always rolls back through ECS.
+   * @default - none: a deploy moves the alias at once
+   */
+  readonly release?: ReleaseOptions;
   readonly logRetention: logs.RetentionDays;
   /** For the model bucket and its key, and the load balancer's access log bucket. */
   readonly removalPolicy: cdk.RemovalPolicy;

@@ -325,7 +325,6 @@ describe('OnnxModelEndpoint releases', () => {
       m.errorRateAlarm,
       m.durationAlarm,
       m.modelLoadFailuresAlarm,
-      m.api5xxAlarm,
     ]);
     const group = onlyResource(t, 'AWS::CodeDeploy::DeploymentGroup').props as {
       AlarmConfiguration: { Enabled: boolean; Alarms: { Name: unknown }[] };

@@ -65,6 +65,27 @@ describe('ServingStage and ModelServingStack', () => {
     t.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 1024 });
   });
 
+  test('stage releases through CodeDeploy after the pre-traffic check, all at once; dev moves its alias at once', () => {
+    templates.dev.resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 0);
+    templates.stage.resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 1);
+    templates.stage.hasResourceProperties('AWS::CodeDeploy::DeploymentGroup', {
+      DeploymentConfigName: 'CodeDeployDefault.LambdaAllAtOnce',
+    });
+    templates.stage.hasResource('AWS::Lambda::Alias', {
+      UpdatePolicy: {
+        CodeDeployLambdaAliasUpdate: Match.objectLike({ BeforeAllowTrafficHook: Match.anyValue() }),
+      },
+    });
+    // prod's canary applies when it runs on Lambda; on the container ECS rolls back on the same kind of alarms.
+    expect(STAGES.prod.release?.trafficShift).toEqual({ type: 'CANARY', percent: 10, intervalMinutes: 5 });
+    templates.prod.resourceCountIs('AWS::CodeDeploy::DeploymentGroup', 0);
+    templates.prod.hasResourceProperties('AWS::ECS::Service', {
+      DeploymentConfiguration: Match.objectLike({
+        Alarms: Match.objectLike({ Enable: true, Rollback: true }),
+      }),
+    });
+  });
+
   test('dev and stage run the Lambda backend, prod the container', () => {
     expect(STAGES.dev.backend).toBe(ServingBackend.LAMBDA);
     expect(STAGES.stage.backend).toBe(ServingBackend.LAMBDA);
