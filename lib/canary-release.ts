@@ -213,6 +213,9 @@ export class CanaryRelease extends Construct {
           "addPreHook's grant: CodeDeploy may invoke this hook function (and its versions) only, by its name.",
       });
     }
+    // The alias update starts the deployment: the hook (with the new version in its environment), its
+    // permissions and the group must be in place first. CloudFormation takes no order from UpdatePolicy.
+    props.alias.node.addDependency(this);
   }
 
   private makeConfig(shift: TrafficShift): codedeploy.ILambdaDeploymentConfig {

@@ -89,7 +89,18 @@ describe('CanaryRelease', () => {
     const t = template(stack);
     const alias = t.findResources('AWS::Lambda::Alias')[logicalId(stack, fn.alias)] as {
       UpdatePolicy?: unknown;
+      DependsOn?: string[];
     };
+    // Updated only once the hook (with the new version in its environment), its policy and the group exist.
+    const hook = release.preTrafficHook as lambda.Function;
+    const hookPolicy = hook.role?.node.tryFindChild('DefaultPolicy') as cdk.Resource;
+    expect(alias.DependsOn).toEqual(
+      expect.arrayContaining([
+        logicalId(stack, hook),
+        logicalId(stack, hookPolicy),
+        logicalId(stack, release.deploymentGroup),
+      ]),
+    );
     expect(alias.UpdatePolicy).toEqual({
       CodeDeployLambdaAliasUpdate: {
         ApplicationName: { Ref: logicalId(stack, release.application) },
