@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct, type IDependable } from 'constructs';
 import { MODEL_FILES } from './model-folder';
+import { acknowledgeWildcards } from './nag';
 
 /** How model objects are encrypted at rest. */
 export enum ModelBucketEncryption {
@@ -28,6 +29,26 @@ export function grantReadModelVersion(
     resourceArns: MODEL_FILES.map((file) => bucket.arnForObjects(`${keyPrefix}${file}`)),
   });
   bucket.encryptionKey?.grantDecrypt(grantee);
+  return grant;
+}
+
+/**
+ * s3:GetObject on every version of one model (`<name>/*`), and kms:Decrypt. For a server whose earlier
+ * version may still start new instances or tasks: during a canary, and after a rollback.
+ */
+export function grantReadModelVersions(
+  bucket: s3.IBucket,
+  grantee: iam.IGrantable,
+  modelName: string,
+): iam.Grant {
+  const objects = bucket.arnForObjects(`${modelName}/*`);
+  const grant = iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [objects] });
+  bucket.encryptionKey?.grantDecrypt(grantee);
+  acknowledgeWildcards(
+    grantee.grantPrincipal,
+    [objects],
+    `Reads every version of model ${modelName}: during a release and after a rollback the previous version still starts instances, and they must read their own model.`,
+  );
   return grant;
 }
 

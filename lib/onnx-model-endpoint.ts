@@ -10,7 +10,12 @@ import {
   type InferenceApiProps,
 } from './inference-api';
 import { CanaryRelease, type TrafficShift } from './canary-release';
-import { ModelBucket, type IModelVersion, type ModelBucketProps } from './model-bucket';
+import {
+  grantReadModelVersions,
+  ModelBucket,
+  type IModelVersion,
+  type ModelBucketProps,
+} from './model-bucket';
 import { ModelMonitoring, type ModelMonitoringProps } from './model-monitoring';
 import { OnnxContainerService, type OnnxContainerServiceProps } from './onnx-container-service';
 import { OnnxFunction, type OnnxFunctionProps } from './onnx-function';
@@ -251,6 +256,12 @@ export class OnnxModelEndpoint extends Construct {
       alarmTopic: props.existingAlarmTopic,
       watchNewVersion: props.release !== undefined,
     });
+    if (this.artifact && (props.release || this.containerService)) {
+      // A release runs the new and the previous version side by side, and a rollback returns to the previous
+      // one; either may start instances at any time, and each must read its own model version.
+      const reader = this.containerService?.taskRole ?? (this.onnxFunction as OnnxFunction).role;
+      grantReadModelVersions(this.artifact.bucket, reader, this.modelName);
+    }
     if (this.containerService) {
       // A new task definition that trips these is rolled back, as the circuit breaker rolls back one that cannot start.
       this.containerService.service.enableDeploymentAlarms(

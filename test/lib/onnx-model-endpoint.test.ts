@@ -351,6 +351,17 @@ describe('OnnxModelEndpoint releases', () => {
     expect(JSON.stringify(alarm)).toContain('"Period":60');
     expect(JSON.stringify(alarm)).toContain('ExecutedVersion');
     expect(endpoint.release?.preTrafficHook).toBeDefined();
+    // The previous version serves during the canary and after a rollback: the role reads every version of the model.
+    const reads = JSON.stringify(t.findResources('AWS::IAM::Policy'));
+    expect(reads).toContain('/iris/*"');
+  });
+
+  test('without a release the function reads exactly its own model version', () => {
+    const stack = testStack();
+    new OnnxModelEndpoint(stack, 'Iris', { modelDir: IRIS_DIR });
+    const reads = JSON.stringify(template(stack).findResources('AWS::IAM::Policy'));
+    expect(reads).toContain('/iris/1.0.0/model.onnx');
+    expect(reads).not.toContain('/iris/*"');
   });
 
   test('the container backend rolls a deployment back when its release alarms fire', () => {
@@ -366,6 +377,7 @@ describe('OnnxModelEndpoint releases', () => {
       };
     };
     const m = endpoint.monitoring;
+    expect(JSON.stringify(template(stack).findResources('AWS::IAM::Policy'))).toContain('/iris/*"');
     expect(service.DeploymentConfiguration.DeploymentCircuitBreaker).toEqual({
       Enable: true,
       Rollback: true,
