@@ -214,7 +214,7 @@ export class CanaryRelease extends Construct {
       });
     }
     // The alias update starts the deployment: the hook (with the new version in its environment), its
-    // permissions and the group must be in place first. CloudFormation takes no order from UpdatePolicy.
+    // permissions and the group must be in place first. Stated, not left to the Refs in the UpdatePolicy.
     props.alias.node.addDependency(this);
   }
 
