@@ -12,4 +12,5 @@ export * from './model-serving-stack';
 export * from './onnx-container-service';
 export * from './onnx-function';
 export * from './onnx-model-endpoint';
+export * from './pipeline-stack';
 export * from './serving-stage';

@@ -4,6 +4,7 @@ import { stageConfig } from './stage';
 import type { StageConfig, StageName } from './types';
 
 export * from './types';
+export * from './pipeline';
 export { devConfig, prodConfig, stageConfig };
 
 /** The three stages, in promotion order. */
