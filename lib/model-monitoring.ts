@@ -249,14 +249,14 @@ export class ModelMonitoring extends Construct {
         const now = { evaluationPeriods: 1, datapointsToAlarm: 1 };
         this.newVersionErrorRateAlarm = alarm(
           'NewVersionErrorRate',
-          fn.metricVersionErrorRate(fn.function.currentVersion, { period: minute }),
+          fn.metricVersionErrorRate(fn.liveVersion, { period: minute }),
           t.errorRatePercent,
           `the version this deploy published: Lambda errors at or above ${t.errorRatePercent}% of its invocations in a minute`,
           now,
         );
         this.newVersionDurationAlarm = alarm(
           'NewVersionDuration',
-          fn.metricVersion(fn.function.currentVersion, 'Duration', { statistic: 'p99', period: minute }),
+          fn.metricVersion(fn.liveVersion, 'Duration', { statistic: 'p99', period: minute }),
           t.p99DurationMs,
           `the version this deploy published: Lambda p99 duration at or above ${t.p99DurationMs} ms in a minute`,
           now,

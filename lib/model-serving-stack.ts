@@ -47,6 +47,7 @@ export class ModelServingStack extends cdk.Stack {
               logLevel: c.function.logLevel,
               tracing: c.function.tracing ? cdk.aws_lambda.Tracing.ACTIVE : cdk.aws_lambda.Tracing.DISABLED,
               logRetention: c.logRetention,
+              liveVersion: c.function.liveVersion,
             }
           : undefined,
       containerProps:

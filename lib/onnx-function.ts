@@ -135,6 +135,12 @@ export interface OnnxFunctionProps {
   readonly challenger?: ChallengerProps;
   /** This function's own model's variant name, with a challenger. @default 'primary' */
   readonly variantName?: string;
+  /**
+   * Point `live` at this published version number instead of the one this deploy publishes: to pin a known
+   * good version, or to make a rollback done by hand stick. Versions are retained, so any earlier one exists.
+   * @default - the version this deploy publishes
+   */
+  readonly liveVersion?: string;
 }
 
 function nodeMajor(runtime: lambda.Runtime): number | undefined {
@@ -161,6 +167,8 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
   public readonly architecture: lambda.Architecture;
   /** The reserved concurrency, if any: the ceiling concurrency alarms measure against. */
   public readonly reservedConcurrentExecutions?: number;
+  /** The version `alias` points at: the one this deploy publishes, or `liveVersion`. */
+  public readonly liveVersion: lambda.IVersion;
   /** The variants behind `alias`: one, or the primary and its challenger. */
   public readonly variants: ModelVariant[];
   private stats?: BundleStats;
@@ -206,6 +214,11 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       checkPositiveInteger(owner, `limits.${key}`, limits[key]);
     }
     checkPositiveInteger(owner, 'intraOpThreads', props.intraOpThreads);
+    if (props.liveVersion !== undefined && !/^[1-9]\d*$/.test(props.liveVersion)) {
+      throw new Error(
+        `${owner}: liveVersion must be a published version number such as '12', got ${JSON.stringify(props.liveVersion)}`,
+      );
+    }
     const challenger = props.challenger;
     const variantName = props.variantName ?? DEFAULT_VARIANT_NAME;
     const challengerName = challenger?.name ?? DEFAULT_CHALLENGER_NAME;
@@ -227,6 +240,9 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       }
       if (variantName === challengerName) {
         throw new Error(`${owner}: the primary and the challenger are both named '${variantName}'`);
+      }
+      if (props.liveVersion !== undefined) {
+        throw new Error(`${owner}: liveVersion pins one version; it cannot be combined with a challenger`);
       }
     } else if (props.variantName !== undefined) {
       throw new Error(`${owner}: variantName names the primary of an A/B test, but there is no challenger`);
@@ -311,6 +327,11 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       environment,
       role,
       logGroup: this.logGroup,
+      // Kept, so `live` can be pointed back at any earlier version (liveVersion, or by hand).
+      currentVersionOptions: {
+        removalPolicy: cdk.RemovalPolicy.RETAIN,
+        description: `${this.modelName} ${this.modelVersion}`,
+      },
     });
     if (props.artifact) {
       props.artifact.grantRead(role);
@@ -334,9 +355,16 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
         'The runtime is a prop (Node.js 22 or newer, checked); the default is the one the bundle is tested on.',
     });
 
+    this.liveVersion =
+      props.liveVersion !== undefined
+        ? lambda.Version.fromVersionAttributes(this, 'PinnedVersion', {
+            lambda: this.function,
+            version: props.liveVersion,
+          })
+        : this.function.currentVersion;
     const primaryVariant: ModelVariant = {
       name: variantName,
-      version: this.function.currentVersion,
+      version: this.liveVersion,
       weight: challenger ? 1 - challenger.weight : 1,
       modelVersion: this.modelVersion,
     };
@@ -358,7 +386,7 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
 
     this.alias = new lambda.Alias(this, 'Live', {
       aliasName: 'live',
-      version: this.function.currentVersion,
+      version: this.liveVersion,
       additionalVersions: this.variants.slice(1).map((v) => ({ version: v.version, weight: v.weight })),
       provisionedConcurrentExecutions: provisioned > 0 ? provisioned : undefined,
     });

@@ -256,9 +256,9 @@ export class OnnxModelEndpoint extends Construct {
       alarmTopic: props.existingAlarmTopic,
       watchNewVersion: props.release !== undefined,
     });
-    if (this.artifact && (props.release || this.containerService)) {
-      // A release runs the new and the previous version side by side, and a rollback returns to the previous
-      // one; either may start instances at any time, and each must read its own model version.
+    if (this.artifact) {
+      // A release runs the new and the previous version side by side, a rollback or a pin returns to an
+      // earlier one; any of them may start instances at any time, and each must read its own model version.
       const reader = this.containerService?.taskRole ?? (this.onnxFunction as OnnxFunction).role;
       grantReadModelVersions(this.artifact.bucket, reader, this.modelName);
     }
@@ -272,11 +272,13 @@ export class OnnxModelEndpoint extends Construct {
     if (props.release && this.onnxFunction) {
       this.release = new CanaryRelease(this, 'Release', {
         alias: this.onnxFunction.alias,
-        version: this.onnxFunction.function.currentVersion,
+        version: this.onnxFunction.liveVersion,
         modelVersion: this.artifact,
         modelDir: this.artifact ? undefined : bundled,
         trafficShift: props.release.trafficShift,
-        preTrafficCheck: props.release.preTrafficCheck,
+        // A pinned version may serve an earlier model than this deploy's manifest describes.
+        preTrafficCheck:
+          props.functionProps?.liveVersion !== undefined ? false : props.release.preTrafficCheck,
         alarms: this.monitoring.releaseAlarms,
         logRetention: props.functionProps?.logRetention,
       });

@@ -20,6 +20,8 @@ export interface StageConfig {
     readonly provisionedConcurrency: number;
     readonly logLevel: LogLevel;
     readonly tracing: boolean;
+    /** Pin `live` to this published version number (a rollback that sticks). @default - this deploy's version */
+    readonly liveVersion?: string;
   };
   /** The CONTAINER backend's settings; required when backend is CONTAINER. */
   readonly container?: {

@@ -361,6 +361,26 @@ describe('OnnxFunction with an A/B challenger', () => {
     expect(() => ab(challenger, props)).toThrow(message);
   });
 
+  test('liveVersion pins the alias to a published version; a bad number or a challenger with it is refused', () => {
+    const { t, fn } = withArtifact({ liveVersion: '12' });
+    expect(onlyResource(t, 'AWS::Lambda::Alias').props.FunctionVersion).toBe('12');
+    expect(fn.liveVersion.version).toBe('12');
+    expect(() => withArtifact({ liveVersion: 'v12' })).toThrow(
+      /liveVersion must be a published version number such as '12', got "v12"/,
+    );
+    expect(() => ab({}, { liveVersion: '3' })).toThrow(
+      /liveVersion pins one version; it cannot be combined with a challenger/,
+    );
+  });
+
+  test('each deploy publishes a version that is kept, described by its model', () => {
+    const { t } = withArtifact();
+    t.hasResource('AWS::Lambda::Version', {
+      DeletionPolicy: 'Retain',
+      Properties: { Description: 'iris 1.0.0' },
+    });
+  });
+
   test('variantName without a challenger is a mistake', () => {
     expect(() => withArtifact({ variantName: 'blue' })).toThrow(/variantName .* but there is no challenger/);
   });

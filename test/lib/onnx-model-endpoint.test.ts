@@ -351,19 +351,29 @@ describe('OnnxModelEndpoint releases', () => {
     expect(JSON.stringify(alarm)).toContain('"Period":60');
     expect(JSON.stringify(alarm)).toContain('ExecutedVersion');
     expect(endpoint.release?.preTrafficHook).toBeDefined();
+    // A pin still goes through CodeDeploy, without the sample check of this deploy's manifest.
+    const pinned = new OnnxModelEndpoint(testStack(), 'Iris', {
+      modelDir: IRIS_DIR,
+      functionProps: { liveVersion: '7' },
+      release: {},
+    });
+    expect(pinned.release?.preTrafficHook).toBeUndefined();
     // The previous version serves during the canary and after a rollback: the role reads every version of the model.
     const reads = JSON.stringify(t.findResources('AWS::IAM::Policy'));
     expect(reads).toContain('/iris/*"');
   });
 
-  test('without a release the function reads exactly its own model version', () => {
+  test('every endpoint reads every version of its model, so a pinned or rolled-back version still loads', () => {
     const stack = testStack();
-    new OnnxModelEndpoint(stack, 'Iris', { modelDir: IRIS_DIR });
-    const reads = JSON.stringify(template(stack).findResources('AWS::IAM::Policy'));
-    expect(reads).toContain('/iris/1.0.0/model.onnx');
-    expect(reads).not.toContain('/iris/*"');
+    new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      functionProps: { liveVersion: '3' },
+    });
+    const t = template(stack);
+    expect(JSON.stringify(t.findResources('AWS::IAM::Policy'))).toContain('/iris/*"');
+    const alias = onlyResource(t, 'AWS::Lambda::Alias').props;
+    expect(alias.FunctionVersion).toBe('3');
   });
-
   test('the container backend rolls a deployment back when its release alarms fire', () => {
     const stack = testStack();
     const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
