@@ -5,7 +5,9 @@
  */
 import { inspectCommand } from './cli/inspect';
 import { predictCommand } from './cli/predict';
+import { registryCommand } from './cli/registry';
 import { serveCommand } from './cli/serve';
+import { smokeCommand } from './cli/smoke';
 import { CliError, UsageError } from './cli/args';
 
 const USAGE = `mdk: serve any ONNX model with the Open Inference Protocol (KServe V2)
@@ -14,6 +16,10 @@ Usage:
   mdk serve --model PATH [--name N] [--port 8080] [--host 127.0.0.1]
   mdk inspect PATH
   mdk predict --model PATH --input FILE --output FILE
+  mdk smoke --url URL --model PATH [--sign [--region R]] [--api-key KEY | --api-key-id ID] [--wait SECONDS]
+  mdk registry register --group G --model DIR --bucket B [--approve] [--create-group] [--image URI]
+  mdk registry approve|reject --group G --version N [--description TEXT]
+  mdk registry list|resolve --group G [--json]
 
 PATH is a .onnx file, a model folder (model.onnx + model.json), or an s3:// URI of either.
 Run 'mdk <command> --help' for a command's options.
@@ -23,6 +29,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serveCommand,
   inspect: inspectCommand,
   predict: predictCommand,
+  smoke: smokeCommand,
+  registry: registryCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
