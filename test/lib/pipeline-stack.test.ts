@@ -6,7 +6,13 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as pipelines from 'aws-cdk-lib/pipelines';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { STAGES } from '../../lib/config';
-import { pipelineConfig, smokeAuth, SmokeAuth, type PipelineConfig } from '../../lib/config/pipeline';
+import {
+  isPlaceholderSource,
+  pipelineConfig,
+  smokeAuth,
+  SmokeAuth,
+  type PipelineConfig,
+} from '../../lib/config/pipeline';
 import { ApiAuthorization } from '../../lib/inference-api';
 import { ModelPipelineStack, PIPELINE_PYTHON_TOOLS } from '../../lib/pipeline-stack';
 import { IRIS_DIR, testApp, TEST_ENV } from '../support/cdk';
@@ -435,6 +441,16 @@ describe('ModelPipelineStack props', () => {
     for (const s of Object.values(stack.stages))
       expect(cdk.Token.isUnresolved(s.servingStack.account)).toBe(true);
     expect(pipelineStages(Template.fromStack(stack)).map((s) => s.Name)).toContain('ModelServing-prod');
+  });
+
+  test('the default config synthesizes offline, and says its source is a placeholder', () => {
+    const { t } = build(pipelineConfig);
+    expect(stageNamed(t, 'Source').Actions[0]?.Configuration).toMatchObject({
+      FullRepositoryId: 'your-org/model-deploy-kit',
+      ConnectionArn: expect.stringContaining(':000000000000:connection/'),
+    });
+    expect(isPlaceholderSource(pipelineConfig.source)).toBe(true);
+    expect(isPlaceholderSource(CONFIG.source)).toBe(false);
   });
 
   test('another source replaces the connection', () => {
