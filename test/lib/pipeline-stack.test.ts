@@ -445,10 +445,9 @@ describe('ModelPipelineStack props', () => {
 
   test('the default config synthesizes offline, and says its source is a placeholder', () => {
     const { t } = build(pipelineConfig);
-    expect(stageNamed(t, 'Source').Actions[0]?.Configuration).toMatchObject({
-      FullRepositoryId: 'your-org/model-deploy-kit',
-      ConnectionArn: expect.stringContaining(':000000000000:connection/'),
-    });
+    const source = stageNamed(t, 'Source').Actions[0]?.Configuration;
+    expect(source?.FullRepositoryId).toBe('your-org/model-deploy-kit');
+    expect(source?.ConnectionArn).toMatch(/:000000000000:connection\//);
     expect(isPlaceholderSource(pipelineConfig.source)).toBe(true);
     expect(isPlaceholderSource(CONFIG.source)).toBe(false);
   });
