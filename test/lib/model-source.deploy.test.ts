@@ -8,22 +8,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import * as s3b from 'aws-cdk-lib/aws-s3';
-import {
-  CloudFormationClient,
-  CreateStackCommand,
-  DescribeStackEventsCommand,
-  DescribeStacksCommand,
-  UpdateStackCommand,
-  type Stack,
-} from '@aws-sdk/client-cloudformation';
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CloudFormationClient, DescribeStackEventsCommand } from '@aws-sdk/client-cloudformation';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CreateModelPackageGroupCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { registerModel, setApproval } from '../../lambda/core/registry';
 import { clearBundleCache } from '../../lib/bundling';
 import { RegistryModel } from '../../lib/model-source';
 import { IRIS_DIR, TEST_ENV } from '../support/cdk';
 import { motoS3Client, startMoto, type MotoServer } from '../support/moto';
-import { zip } from '../support/zip';
+import { deployToMoto, outputsOf, templateForMoto } from '../support/deploy';
 
 const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 const BUCKET = 'deployed-models';
@@ -91,49 +84,8 @@ async function synthesize(group: string, resolveToken: string): Promise<string> 
   new cdk.CfnOutput(stack, 'Version', { value: model.version });
   new cdk.CfnOutput(stack, 'PackageVersion', { value: model.packageVersion });
   new cdk.CfnOutput(stack, 'Sha256', { value: model.sha256 });
-  const assembly = app.synth();
-  const artifact = assembly.getStackByName('Registry');
-  const assets = JSON.parse(
-    fs.readFileSync(path.join(assembly.directory, 'Registry.assets.json'), 'utf8'),
-  ) as {
-    files: Record<
-      string,
-      {
-        source: { path: string; packaging?: string };
-        destinations: Record<string, { bucketName: string; objectKey: string }>;
-      }
-    >;
-  };
-  for (const file of Object.values(assets.files)) {
-    if (file.source.packaging !== 'zip') continue;
-    const dir = path.join(assembly.directory, file.source.path);
-    const entries = Object.fromEntries(
-      fs.readdirSync(dir).map((n) => [n, fs.readFileSync(path.join(dir, n))]),
-    );
-    for (const dest of Object.values(file.destinations)) {
-      const bucket = dest.bucketName
-        .replace('${AWS::AccountId}', TEST_ENV.account)
-        .replace('${AWS::Region}', TEST_ENV.region);
-      await s3.send(new CreateBucketCommand({ Bucket: bucket })).catch(() => undefined);
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: dest.objectKey, Body: zip(entries) }));
-    }
-  }
-  return JSON.stringify(artifact.template);
+  return templateForMoto(stack, s3);
 }
-
-async function settled(name: string): Promise<Stack> {
-  const until = Date.now() + 90_000;
-  for (;;) {
-    const stack = (await cfn.send(new DescribeStacksCommand({ StackName: name }))).Stacks?.[0];
-    if (!stack) throw new Error(`no stack ${name}`);
-    if (!stack.StackStatus?.endsWith('_IN_PROGRESS')) return stack;
-    if (Date.now() > until) throw new Error(`${name} still ${stack.StackStatus}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-const outputs = (stack: Stack): Record<string, string | undefined> =>
-  Object.fromEntries((stack.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue]));
 
 test('the stack resolves the latest Approved package at create, and again when resolveToken changes', async () => {
   await register('1.0.0'); // 1, approved below
@@ -142,16 +94,9 @@ test('the stack resolves the latest Approved package at create, and again when r
   await setApproval(sm, GROUP, 1, 'Approved');
   await setApproval(sm, GROUP, 2, 'Rejected');
 
-  await cfn.send(
-    new CreateStackCommand({
-      StackName: 'registry-ok',
-      TemplateBody: await synthesize(GROUP, 'release-1'),
-      Capabilities: ['CAPABILITY_IAM'],
-    }),
-  );
-  const created = await settled('registry-ok');
+  const created = await deployToMoto(cfn, 'registry-ok', await synthesize(GROUP, 'release-1'));
   expect(created.StackStatus).toBe('CREATE_COMPLETE');
-  expect(outputs(created)).toMatchObject({
+  expect(outputsOf(created)).toMatchObject({
     S3Uri: `s3://${BUCKET}/iris/1.0.0/`,
     Version: '1.0.0',
     PackageVersion: '1',
@@ -160,16 +105,9 @@ test('the stack resolves the latest Approved package at create, and again when r
 
   // a newer approval alone changes nothing; the next release's token resolves it
   await setApproval(sm, GROUP, 3, 'Approved');
-  await cfn.send(
-    new UpdateStackCommand({
-      StackName: 'registry-ok',
-      TemplateBody: await synthesize(GROUP, 'release-2'),
-      Capabilities: ['CAPABILITY_IAM'],
-    }),
-  );
-  const updated = await settled('registry-ok');
+  const updated = await deployToMoto(cfn, 'registry-ok', await synthesize(GROUP, 'release-2'), true);
   expect(updated.StackStatus).toBe('UPDATE_COMPLETE');
-  expect(outputs(updated)).toMatchObject({ S3Uri: `s3://${BUCKET}/iris/1.2.0/`, PackageVersion: '3' });
+  expect(outputsOf(updated)).toMatchObject({ S3Uri: `s3://${BUCKET}/iris/1.2.0/`, PackageVersion: '3' });
 }, 180_000);
 
 test('a group with nothing approved fails the create, and the stack says why', async () => {
@@ -178,14 +116,7 @@ test('a group with nothing approved fails the create, and the stack says why', a
       ModelPackageGroupName: 'nothing-approved',
     }),
   );
-  await cfn.send(
-    new CreateStackCommand({
-      StackName: 'registry-none',
-      TemplateBody: await synthesize('nothing-approved', 'release-1'),
-      Capabilities: ['CAPABILITY_IAM'],
-    }),
-  );
-  const stack = await settled('registry-none');
+  const stack = await deployToMoto(cfn, 'registry-none', await synthesize('nothing-approved', 'release-1'));
   expect(stack.StackStatus).toMatch(/ROLLBACK_COMPLETE|CREATE_FAILED/);
   const events =
     (await cfn.send(new DescribeStackEventsCommand({ StackName: 'registry-none' }))).StackEvents ?? [];

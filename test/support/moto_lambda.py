@@ -35,7 +35,8 @@ Other gaps in moto's CloudFormation that stop a CDK app's stack from deploying:
 - a TemplateURL that points at this server by IP address (`http://127.0.0.1:PORT/bucket/key`, which is what
   the CDK CLI sends for a template too big to pass inline) is read path-style: moto only knows that form for
   `localhost`, and otherwise takes "127" for the bucket's name;
-- AWS::Lambda::Alias is created (moto skips it), and AWS::Lambda::Version gives Ref and GetAtt Version;
+- AWS::Lambda::Alias is created (moto skips it), its RoutingConfig turned into the API's {version: weight} form,
+  and AWS::Lambda::Version gives Ref and GetAtt Version;
 - AWS::S3::Bucket applies VersioningConfiguration and PublicAccessBlockConfiguration (moto ignores them);
 - UpdateStack with UsePreviousValue for a parameter left at its default (CDK's BootstrapVersion) works;
 - CloudTrail LookupEvents (the CDK CLI asks after a failed deployment) answers with no events, not a 500;
@@ -389,6 +390,16 @@ def _install_lambda_aliases() -> None:
         lambda self, attr: str(self.version) if attr == "Version" else self.arn
     )
 
+    def api_routing(cfn_routing: Any) -> Any:
+        # CloudFormation lists [{FunctionVersion, FunctionWeight}]; the Lambda API (and moto) keep {version: weight}.
+        if not cfn_routing or "AdditionalVersionWeights" not in cfn_routing:
+            return cfn_routing
+        return {
+            "AdditionalVersionWeights": {
+                str(w["FunctionVersion"]): float(w["FunctionWeight"]) for w in cfn_routing["AdditionalVersionWeights"]
+            }
+        }
+
     class LambdaAliasResource(CloudFormationModel):
         # moto files every model under the service named by its module: this one is Lambda's.
         __module__ = "moto.awslambda.cloudformation_alias"
@@ -417,7 +428,7 @@ def _install_lambda_aliases() -> None:
                 function_name=props["FunctionName"],
                 function_version=str(props["FunctionVersion"]),
                 description=props.get("Description", ""),
-                routing_config=props.get("RoutingConfig"),  # type: ignore[arg-type]
+                routing_config=api_routing(props.get("RoutingConfig")),
             )
             return cls(alias.arn, alias.name, props["FunctionName"])
 
@@ -436,7 +447,7 @@ def _install_lambda_aliases() -> None:
                 function_name=original_resource.function_name,
                 function_version=str(props["FunctionVersion"]),
                 description=props.get("Description", ""),
-                routing_config=props.get("RoutingConfig"),  # type: ignore[arg-type]
+                routing_config=api_routing(props.get("RoutingConfig")),
             )
             return original_resource
 
