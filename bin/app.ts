@@ -11,13 +11,18 @@
  *
  * Pipeline context (each overrides lib/config/pipeline.ts): `repository` (owner/repo), `branch`,
  * `connectionArn`, `pipelineAccount`, `pipelineRegion`, `<stage>Account` and `<stage>Region` for dev, stage
- * and prod, `modelPackageGroup`, `prodApproval` (true|false).
+ * and prod, `modelPackageGroup`, `modelName`, `prodApproval` (true|false).
+ *
+ * The model: `-c modelDir=DIR` (default models/iris), or `-c modelPackageGroup=G` for the newest Approved
+ * package of a SageMaker model package group (`-c modelName=N` narrows it), resolved again whenever
+ * `-c resolveToken=T` changes (the pipeline's synth step sets it to its build id).
  */
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import { STAGES, type StageName } from '../lib/config';
 import { pipelineConfig, type PipelineConfig, type PipelineStageTarget } from '../lib/config/pipeline';
-import { ModelPipelineStack } from '../lib/pipeline-stack';
+import { ModelSource } from '../lib/model-source';
+import { ModelPipelineStack, RESOLVE_TOKEN_CONTEXT } from '../lib/pipeline-stack';
 import { ServingStage } from '../lib/serving-stage';
 
 const ROOT = path.join(__dirname, '..');
@@ -59,6 +64,7 @@ if (context('pipeline') === 'true') {
     },
     stages: { dev: stage('dev'), stage: stage('stage'), prod: stage('prod') },
     modelPackageGroup: read('modelPackageGroup') ?? base.modelPackageGroup,
+    modelName: read('modelName') ?? base.modelName,
     prodApproval: approval === undefined ? base.prodApproval : approval === 'true',
   };
   new ModelPipelineStack(app, 'ModelServingPipeline', {
@@ -70,6 +76,8 @@ if (context('pipeline') === 'true') {
     modelDir: path.join(ROOT, config.modelDir),
     versionLockFile,
     synthContext: used,
+    // Not passed on with the rest: the synth step sets it afresh on each run.
+    resolveToken: context(RESOLVE_TOKEN_CONTEXT),
     description: 'model-deploy-kit release pipeline: dev, stage (smoke test), approval, prod',
   });
 } else {
@@ -77,9 +85,17 @@ if (context('pipeline') === 'true') {
     account: context('account') ?? process.env.CDK_DEFAULT_ACCOUNT,
     region: context('region') ?? process.env.CDK_DEFAULT_REGION,
   };
-  const modelDir = context('modelDir') ?? path.join(ROOT, 'models', 'iris');
+  const group = context('modelPackageGroup');
+  const model = group
+    ? {
+        modelSource: ModelSource.fromRegistry(group, {
+          modelName: context('modelName'),
+          resolveToken: context(RESOLVE_TOKEN_CONTEXT),
+        }),
+      }
+    : { modelDir: context('modelDir') ?? path.join(ROOT, 'models', 'iris') };
   for (const config of Object.values(STAGES)) {
-    new ServingStage(app, `ModelServing-${config.stageName}`, { env, config, modelDir, versionLockFile });
+    new ServingStage(app, `ModelServing-${config.stageName}`, { env, config, ...model, versionLockFile });
   }
 }
 app.synth();

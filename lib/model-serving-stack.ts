@@ -1,14 +1,17 @@
 import * as cdk from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import type { StageConfig } from './config/types';
+import type { ModelSource } from './model-source';
 import { OnnxModelEndpoint, ServingBackend } from './onnx-model-endpoint';
 
 /** What a stage serves, and how: shared by ModelServingStack and ServingStage. */
 export interface ServingOptions {
   /** The stage's settings: one of `devConfig`, `stageConfig`, `prodConfig`, or your own. */
   readonly config: StageConfig;
-  /** The model folder to serve. */
-  readonly modelDir: string;
+  /** The model folder to serve. Give this or `modelSource`. @default - none */
+  readonly modelDir?: string;
+  /** Where the model comes from, e.g. `ModelSource.fromRegistry(group)`. @default - none */
+  readonly modelSource?: ModelSource;
   /** @default - none; see ModelArtifactProps.versionLockFile */
   readonly versionLockFile?: string;
 }
@@ -23,6 +26,8 @@ export class ModelServingStack extends cdk.Stack {
   public readonly inferUrlOutput: cdk.CfnOutput;
   /** The API key's id, when the stage uses API keys. */
   public readonly apiKeyIdOutput?: cdk.CfnOutput;
+  /** The model version's S3 folder, with S3 delivery: a smoke test reads the deployed manifest there. */
+  public readonly modelUriOutput?: cdk.CfnOutput;
 
   constructor(scope: Construct, id: string, props: ModelServingStackProps) {
     super(scope, id, props);
@@ -35,6 +40,7 @@ export class ModelServingStack extends cdk.Stack {
     }
     this.endpoint = new OnnxModelEndpoint(this, 'Endpoint', {
       modelDir: props.modelDir,
+      modelSource: props.modelSource,
       versionLockFile: props.versionLockFile,
       bucketProps: { removalPolicy: c.removalPolicy, autoDeleteObjects: c.autoDeleteObjects },
       backend,
@@ -85,7 +91,7 @@ export class ModelServingStack extends cdk.Stack {
       value: this.endpoint.inferUrl,
     });
     if (this.endpoint.artifact) {
-      new cdk.CfnOutput(this, 'ModelUri', {
+      this.modelUriOutput = new cdk.CfnOutput(this, 'ModelUri', {
         description: 'The model version this stage serves',
         value: this.endpoint.artifact.s3Uri,
       });

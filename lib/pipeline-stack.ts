@@ -11,7 +11,7 @@ import { Construct } from 'constructs';
 import { STAGES, type StageConfig, type StageName } from './config';
 import { smokeAuth, SmokeAuth, type PipelineConfig, type PipelineStageTarget } from './config/pipeline';
 import { DEFAULT_API_STAGE_NAME } from './inference-api';
-import { approvalEventPattern } from './model-source';
+import { approvalEventPattern, ModelSource } from './model-source';
 import { ServingStage } from './serving-stage';
 
 /** The Python tools `npm test` runs (moto's server and cfn-lint), pinned to the versions the tests were written against. */
@@ -37,7 +37,16 @@ export interface ModelPipelineStackProps extends cdk.StackProps {
    * @default - none
    */
   readonly synthContext?: Readonly<Record<string, string>>;
+  /**
+   * With `config.modelPackageGroup`: the registry resolves the newest Approved package again whenever this
+   * changes. The synth step sets it to its CodeBuild build id (`-c resolveToken=...`), so each run resolves.
+   * @default - resolved when each stage's resource is created
+   */
+  readonly resolveToken?: string;
 }
+
+/** The context key the synth step sets to its build id, so that each pipeline run resolves the registry again. */
+export const RESOLVE_TOKEN_CONTEXT = 'resolveToken';
 
 /**
  * CDK Pipelines: source, synth (`npm ci`, `npm test`, `cdk synth`), self-mutation and assets, then dev, then
@@ -112,6 +121,9 @@ export class ModelPipelineStack extends cdk.Stack {
       .sort(([a], [b]) => a.localeCompare(b))
       .map(([k, v]) => ` -c ${shellQuote(`${k}=${v}`)}`)
       .join('');
+    // Double quotes: the shell fills in the build id, so the command itself stays the same from run to run.
+    const resolve =
+      config.modelPackageGroup !== undefined ? ` -c "${RESOLVE_TOKEN_CONTEXT}=$CODEBUILD_BUILD_ID"` : '';
     this.pipeline = new pipelines.CodePipeline(this, 'Pipeline', {
       pipelineType: codepipeline.PipelineType.V2,
       crossAccountKeys: true,
@@ -134,7 +146,7 @@ export class ModelPipelineStack extends cdk.Stack {
       synth: new pipelines.CodeBuildStep('Synth', {
         input: this.source,
         installCommands: [`pip install ${PIPELINE_PYTHON_TOOLS.map(shellQuote).join(' ')}`],
-        commands: ['npm ci', 'npm test', `npx cdk synth${synthContext}`],
+        commands: ['npm ci', 'npm test', `npx cdk synth${synthContext}${resolve}`],
         primaryOutputDirectory: 'cdk.out',
         rolePolicyStatements: this.lookupRoleStatements(config),
       }),
@@ -148,7 +160,14 @@ export class ModelPipelineStack extends cdk.Stack {
       const stage = new ServingStage(this, `ModelServing-${name}`, {
         env: { account: target.account ?? props.env?.account, region: target.region ?? props.env?.region },
         config: stageConfig,
-        modelDir: props.modelDir,
+        ...(config.modelPackageGroup !== undefined
+          ? {
+              modelSource: ModelSource.fromRegistry(config.modelPackageGroup, {
+                modelName: config.modelName,
+                resolveToken: props.resolveToken,
+              }),
+            }
+          : { modelDir: props.modelDir }),
         versionLockFile: props.versionLockFile,
       });
       stages[name] = stage;
@@ -161,7 +180,7 @@ export class ModelPipelineStack extends cdk.Stack {
       }
       const post: pipelines.Step[] = [];
       if (target.smokeTest) {
-        const smoke = this.smokeStep(stage, stageConfig, target, config.modelDir);
+        const smoke = this.smokeStep(stage, stageConfig, target, config);
         smokeSteps[name] = smoke;
         post.push(smoke);
       }
@@ -197,14 +216,38 @@ export class ModelPipelineStack extends cdk.Stack {
     stage: ServingStage,
     stageConfig: StageConfig,
     target: PipelineStageTarget,
-    modelDir: string,
+    config: PipelineConfig,
   ): pipelines.CodeBuildStep {
     const serving = stage.servingStack;
     const account = target.account ?? this.account;
     const region = target.region ?? this.region;
     const auth = smokeAuth(stageConfig);
     const envFromCfnOutputs: Record<string, cdk.CfnOutput> = { API_URL: serving.apiUrlOutput };
-    const args = ['--url', '"$API_URL"', '--model', shellQuote(modelDir), '--wait', '120'];
+    const statements: iam.PolicyStatement[] = [];
+    let model = shellQuote(config.modelDir);
+    if (config.modelPackageGroup !== undefined) {
+      // The package that was deployed is not in the checkout: send the sample of its own manifest.
+      if (!serving.modelUriOutput) {
+        throw new Error(
+          `ModelPipelineStack ${this.node.path}: stage ${stageConfig.stageName} serves a registry model but outputs no model URI`,
+        );
+      }
+      envFromCfnOutputs.MODEL_URI = serving.modelUriOutput;
+      model = '"$MODEL_URI"';
+      statements.push(
+        new iam.PolicyStatement({
+          actions: ['s3:GetObject'],
+          resources: [`arn:${this.partition}:s3:::*/*/model.json`],
+          conditions: { StringEquals: { 's3:ResourceAccount': account } },
+        }),
+        new iam.PolicyStatement({
+          actions: ['kms:Decrypt'],
+          resources: [`arn:${this.partition}:kms:${region}:${account}:key/*`],
+          conditions: { StringEquals: { 'kms:ViaService': `s3.${region}.amazonaws.com` } },
+        }),
+      );
+    }
+    const args = ['--url', '"$API_URL"', '--model', model, '--wait', '120'];
     let policy: iam.PolicyStatement;
     if (auth === SmokeAuth.SIGN) {
       // (mdk smoke signs for the region in the execute-api URL)
@@ -236,7 +279,7 @@ export class ModelPipelineStack extends cdk.Stack {
       envFromCfnOutputs,
       installCommands: ['npm ci'],
       commands: [`npx tsx bin/mdk.ts smoke ${args.join(' ')}`],
-      rolePolicyStatements: [policy],
+      rolePolicyStatements: [policy, ...statements],
       timeout: cdk.Duration.minutes(15),
     });
     return step;
@@ -272,6 +315,8 @@ const GRANT_REASONS = {
     'Self-mutation and asset publishing assume the CDK bootstrap roles, whose names carry the target account and region; the statement only matches roles tagged aws-cdk:bootstrap-role.',
   describeAnything:
     'Actions with no resource-level permissions or read-only lookups CDK Pipelines needs: CloudFormation DescribeStacks and s3:ListBucket for self-mutation, StartBuild/BatchGetBuilds of asset projects, and the cross-region replication key (known by alias only).',
+  smokeManifest:
+    "The smoke test reads the deployed version's model.json, whose bucket name exists only after the stage deploys: only model.json objects, only in buckets of the stage's account, and decryption only through S3.",
   smokeApi:
     "The smoke test calls the stage's API, whose id exists only after that stage deploys: it may call only the health and infer routes of the API stage, in the stage's account and region (or read its API key).",
 } as const;
@@ -404,6 +449,18 @@ function classifyResource(
     new RegExp(`:execute-api:${SEG}:${SEG}:\\*/`).test(resource)
   )
     return GRANT_REASONS.smokeApi;
+  if (
+    actions.every((a) => a === 's3:GetObject') &&
+    /^arn:(<[^>]+>|[a-z-]+):s3:::\*\/\*\/model\.json$/.test(resource) &&
+    JSON.stringify(statement.Condition ?? {}).includes('s3:ResourceAccount')
+  )
+    return GRANT_REASONS.smokeManifest;
+  if (
+    actions.every((a) => a === 'kms:Decrypt') &&
+    new RegExp(`:kms:${SEG}:${SEG}:key/\\*$`).test(resource) &&
+    JSON.stringify(statement.Condition ?? {}).includes('kms:ViaService')
+  )
+    return GRANT_REASONS.smokeManifest;
   if (
     actions.every((a) => a === 'apigateway:GET') &&
     new RegExp(`:apigateway:${SEG}::/apikeys/\\*$`).test(resource)

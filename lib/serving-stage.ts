@@ -13,6 +13,7 @@ export class ServingStage extends cdk.Stage {
     this.servingStack = new ModelServingStack(this, 'Serving', {
       config: props.config,
       modelDir: props.modelDir,
+      modelSource: props.modelSource,
       versionLockFile: props.versionLockFile,
       description: `model-deploy-kit ${props.config.stageName}: ONNX inference API, model bucket and alarms`,
     });

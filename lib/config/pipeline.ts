@@ -33,11 +33,18 @@ export interface PipelineConfig {
   /** The model folder, relative to the repository's root: what the stages serve and the smoke test sends. */
   readonly modelDir: string;
   /**
-   * A SageMaker model package group: approving a package in it starts the pipeline. The registry must be
-   * in the pipeline's account and region (EventBridge delivers the event there).
-   * @default - none; only a push to the branch starts the pipeline
+   * A SageMaker model package group. The stages then serve its newest Approved package (resolved again on each
+   * pipeline run) instead of `modelDir`, the smoke test sends the sample of the manifest that was deployed, and
+   * approving a package starts the pipeline. The registry must be in the pipeline's account and region
+   * (EventBridge delivers the event there), and the packages in each stage's model bucket.
+   * @default - none: the stages serve `modelDir`, and only a push to the branch starts the pipeline
    */
   readonly modelPackageGroup?: string;
+  /**
+   * With `modelPackageGroup`: the model the packages must be, which narrows the servers' read grant to its
+   * versions. @default - any model in the group
+   */
+  readonly modelName?: string;
   /** A person approves each promotion to prod. @default true */
   readonly prodApproval?: boolean;
 }

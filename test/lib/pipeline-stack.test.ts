@@ -321,6 +321,46 @@ describe('ModelPipelineStack across accounts, started by model approvals', () =>
     expect(stack.approvalRule).toBeDefined();
   });
 
+  test('the stages serve the newest Approved package, resolved again on each run, and smoke-test its own sample', () => {
+    for (const name of ['dev', 'stage', 'prod'] as const) {
+      const serving = Template.fromStack(stack.stages[name].servingStack);
+      serving.resourceCountIs('Custom::ModelVersion', 0);
+      serving.hasResourceProperties('Custom::RegistryModel', { GroupName: 'iris-models' });
+    }
+    const synth = stageNamed(t, 'Build').Actions[0]!;
+    expect(buildSpecOf(t, synth).phases.build?.commands?.at(-1)).toMatch(
+      /^npx cdk synth .* -c "resolveToken=\$CODEBUILD_BUILD_ID"$/,
+    );
+    const smoke = stageNamed(t, 'ModelServing-stage').Actions.find((a) => a.Name === 'Smoke-stage')!;
+    expect(buildSpecOf(t, smoke).phases.build?.commands).toEqual([
+      'npx tsx bin/mdk.ts smoke --url "$API_URL" --model "$MODEL_URI" --wait 120 --sign',
+    ]);
+    const artifact = stack.stages.stage.servingStack.artifactId;
+    expect(JSON.parse(smoke.Configuration?.EnvironmentVariables as string)).toContainEqual({
+      name: 'MODEL_URI',
+      type: 'PLAINTEXT',
+      value: `#{${artifact}.ModelUri}`,
+    });
+    // it may read model.json objects in the stage account's buckets, decrypting through S3 only
+    const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain('"s3:ResourceAccount":"333333333333"');
+    expect(policies).toContain(':s3:::*/*/model.json');
+    expect(policies).toContain('"kms:ViaService":"s3.us-east-1.amazonaws.com"');
+  });
+
+  test('the token a run resolves with reaches each stage', () => {
+    const app = testApp();
+    const resolved = new ModelPipelineStack(app, 'ModelServingPipeline', {
+      env: TEST_ENV,
+      config: CROSS_ACCOUNT,
+      modelDir: IRIS_DIR,
+      resolveToken: 'build-42',
+    });
+    Template.fromStack(resolved.stages.stage.servingStack).hasResourceProperties('Custom::RegistryModel', {
+      ResolveToken: 'build-42',
+    });
+  });
+
   test("prod deploys with prod's account bootstrap roles, in its region", () => {
     const prod = stageNamed(t, 'ModelServing-prod').Actions.filter(
       (a) => a.ActionTypeId.Category === 'Deploy',
