@@ -176,6 +176,13 @@ export interface InferenceApiProps {
   readonly waf?: InferenceApiWafOptions;
   /** @default - a description naming the construct */
   readonly description?: string;
+  /**
+   * Other AWS accounts whose principals may call the API (IAM auth only): a resource policy allows them
+   * `execute-api:Invoke`; each caller still needs that permission in its own account. For a pipeline's smoke
+   * test or a client in another account.
+   * @default - no resource policy: callers in this account only
+   */
+  readonly invokeAccounts?: string[];
 }
 
 /** The request body schema API Gateway checks for JSON infer requests before the backend sees them. */
@@ -274,6 +281,19 @@ export class InferenceApi extends Construct {
         `InferenceApi ${this.node.path}: stageName may hold letters, digits and '_' only, got ${JSON.stringify(stageName)}`,
       );
     }
+    const invokeAccounts = props.invokeAccounts ?? [];
+    if (invokeAccounts.length > 0 && this.authorization !== ApiAuthorization.IAM) {
+      throw new Error(
+        `InferenceApi ${this.node.path}: invokeAccounts grants IAM principals of other accounts; it needs IAM authorization, got ${this.authorization}`,
+      );
+    }
+    for (const account of invokeAccounts) {
+      if (!cdk.Token.isUnresolved(account) && !/^\d{12}$/.test(account)) {
+        throw new Error(
+          `InferenceApi ${this.node.path}: invokeAccounts holds AWS account ids (12 digits), got ${JSON.stringify(account)}`,
+        );
+      }
+    }
     const rateLimitPerIp = props.waf?.rateLimitPerIp ?? 2000;
     if (!Number.isInteger(rateLimitPerIp) || rateLimitPerIp < 10) {
       throw new Error(
@@ -292,6 +312,18 @@ export class InferenceApi extends Construct {
       // The binary tensor extension: API Gateway passes these bodies base64-encoded.
       binaryMediaTypes: ['application/octet-stream'],
       cloudWatchRole: props.cloudWatchRole ?? true,
+      policy:
+        invokeAccounts.length > 0
+          ? new iam.PolicyDocument({
+              statements: [
+                new iam.PolicyStatement({
+                  principals: invokeAccounts.map((a) => new iam.AccountPrincipal(a)),
+                  actions: ['execute-api:Invoke'],
+                  resources: ['execute-api:/*'],
+                }),
+              ],
+            })
+          : undefined,
       // One role per account and region: another stack's API may rely on it after this one is gone.
       cloudWatchRoleRemovalPolicy: (props.cloudWatchRole ?? true) ? cdk.RemovalPolicy.RETAIN : undefined,
       apiKeySourceType: iamAuth ? undefined : apigw.ApiKeySourceType.HEADER,

@@ -76,6 +76,7 @@ export class ModelServingStack extends cdk.Stack {
         throttle: c.api.throttle,
         quota: c.api.quota,
         waf: c.api.waf ? {} : undefined,
+        invokeAccounts: c.api.invokeAccounts,
         tracing: c.function.tracing,
         accessLogRetention: c.logRetention,
       },

@@ -156,7 +156,21 @@ export class ModelPipelineStack extends cdk.Stack {
     const smokeSteps: Partial<Record<StageName, pipelines.CodeBuildStep>> = {};
     for (const name of ORDER) {
       const target = config.stages[name];
-      const stageConfig = stageConfigs[name];
+      const stageAccount = target.account ?? props.env?.account;
+      // An IAM-auth stage in another account must let the pipeline's smoke test in through its resource policy.
+      const stageConfig =
+        target.smokeTest &&
+        stageAccount !== undefined &&
+        stageAccount !== this.account &&
+        smokeAuth(stageConfigs[name]) === SmokeAuth.SIGN
+          ? {
+              ...stageConfigs[name],
+              api: {
+                ...stageConfigs[name].api,
+                invokeAccounts: [...(stageConfigs[name].api.invokeAccounts ?? []), this.account],
+              },
+            }
+          : stageConfigs[name];
       const stage = new ServingStage(this, `ModelServing-${name}`, {
         env: { account: target.account ?? props.env?.account, region: target.region ?? props.env?.region },
         config: stageConfig,

@@ -42,6 +42,8 @@ export interface StageConfig {
     readonly throttle: ApiThrottle;
     readonly quota?: ApiQuota;
     readonly waf: boolean;
+    /** Other accounts whose IAM principals may call the API. @default - none */
+    readonly invokeAccounts?: string[];
   };
   readonly alarms: AlarmThresholds;
   /**

@@ -232,6 +232,33 @@ describe('InferenceApi', () => {
     t.resourceCountIs('AWS::ApiGateway::Account', 0);
   });
 
+  test('invokeAccounts: a resource policy lets those accounts call the API; none by default', () => {
+    const { t } = build({ invokeAccounts: ['210987654321'] });
+    t.hasResourceProperties('AWS::ApiGateway::RestApi', {
+      Policy: {
+        Statement: [
+          {
+            Action: 'execute-api:Invoke',
+            Effect: 'Allow',
+            Principal: {
+              AWS: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::210987654321:root']] },
+            },
+            Resource: 'execute-api:/*',
+          },
+        ],
+      },
+    });
+    expect(JSON.stringify(build().t.findResources('AWS::ApiGateway::RestApi'))).not.toContain('"Policy"');
+    expect(() => build({ invokeAccounts: ['2109'] })).toThrow(
+      /invokeAccounts holds AWS account ids \(12 digits\), got "2109"/,
+    );
+    expect(() =>
+      build({ invokeAccounts: ['210987654321'], authorization: ApiAuthorization.API_KEY }),
+    ).toThrow(
+      /invokeAccounts grants IAM principals of other accounts; it needs IAM authorization, got API_KEY/,
+    );
+  });
+
   test('grantInvoke allows execute-api:Invoke on the V2 routes of this stage', () => {
     const stack = testStack();
     const api = new InferenceApi(stack, 'Api', { integration: backend(stack) });

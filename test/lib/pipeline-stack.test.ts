@@ -392,7 +392,15 @@ describe('ModelPipelineStack across accounts, started by model approvals', () =>
     );
   });
 
-  test("the stage's smoke test may call only the stage account's API", () => {
+  test("the stage's smoke test may call only the stage account's API, whose resource policy lets it in", () => {
+    const api = Template.fromStack(stack.stages.stage.servingStack).findResources('AWS::ApiGateway::RestApi');
+    expect(JSON.stringify(api)).toContain(':iam::123456789012:root');
+    // dev and prod run no smoke test in another account: no resource policy
+    expect(
+      JSON.stringify(
+        Template.fromStack(stack.stages.prod.servingStack).findResources('AWS::ApiGateway::RestApi'),
+      ),
+    ).not.toContain('"Policy"');
     const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
     expect(policies).toContain(':execute-api:us-east-1:333333333333:*/api/GET/v2/*');
     expect(policies).not.toContain(':execute-api:us-east-1:123456789012:');
