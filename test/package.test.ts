@@ -81,7 +81,7 @@ require.cache[esbuildFile].exports = {
 };
 
 const cdk = require('aws-cdk-lib');
-const { OnnxModelEndpoint, ServingBackend } = require('model-deploy-kit');
+const { ModelSource, OnnxModelEndpoint, ServingBackend } = require('model-deploy-kit');
 
 const app = new cdk.App({ outdir });
 const stack = new cdk.Stack(app, 'Consumer');
@@ -90,6 +90,15 @@ const containerStack = new cdk.Stack(app, 'ConsumerContainer');
 new OnnxModelEndpoint(containerStack, 'Fraud', {
   modelDir: path.join(pkgDir, 'models', 'iris'),
   backend: ServingBackend.CONTAINER,
+});
+// The release parts: an A/B challenger from the registry, and a CodeDeploy release with its pre-traffic hook.
+new OnnxModelEndpoint(new cdk.Stack(app, 'ConsumerAb'), 'Fraud', {
+  modelDir: path.join(pkgDir, 'models', 'iris'),
+  challenger: { modelSource: ModelSource.fromRegistry('fraud-models'), weight: 0.1 },
+});
+new OnnxModelEndpoint(new cdk.Stack(app, 'ConsumerRelease'), 'Fraud', {
+  modelDir: path.join(pkgDir, 'models', 'iris'),
+  release: {},
 });
 app.synth();
 
@@ -301,10 +310,14 @@ describe('a consumer CDK app that installs the tarball', () => {
     expect(bytes).toBeLessThan(250 * 1024 * 1024);
   });
 
-  it('bundles both handlers from the installed package and reads nothing from this repository', () => {
+  it('bundles every handler from the installed package and reads nothing from this repository', () => {
     const handlers = path.join(installed, 'dist', 'lambda', 'handlers');
     expect(report.bundled).toEqual(
-      expect.arrayContaining([path.join(handlers, 'api.js'), path.join(handlers, 'publish-model.js')]),
+      expect.arrayContaining(
+        ['api', 'publish-model', 'publish-variant', 'resolve-model', 'pre-traffic-hook'].map((h) =>
+          path.join(handlers, `${h}.js`),
+        ),
+      ),
     );
     expect(report.bundled.filter((p) => !inside(appDir, p))).toEqual([]);
     // The onnxruntime binary in the asset is the consumer's own copy.
