@@ -4,12 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateBucketCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CliError, UsageError } from '../../bin/cli/args';
 import { registryCommand } from '../../bin/cli/registry';
-import { motoS3Client, startMoto, type MotoServer } from '../support/moto';
+import { irisCopy } from '../support/iris-variants';
+import { motoAwsEnv, motoS3Client, startMoto, type MotoServer } from '../support/moto';
 
 const ROOT = path.join(__dirname, '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
@@ -35,24 +35,12 @@ afterAll(async () => {
 });
 
 function awsEnv(): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-  };
+  return motoAwsEnv(moto.endpoint);
 }
 
 function irisVersion(version: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-cli-registry-'));
+  const dir = irisCopy((m) => (m.version = version));
   dirs.push(dir);
-  fs.copyFileSync(path.join(IRIS, 'model.onnx'), path.join(dir, 'model.onnx'));
-  const manifest = JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')) as Record<
-    string,
-    unknown
-  >;
-  manifest.version = version;
-  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest));
   return dir;
 }
 

@@ -14,11 +14,11 @@ import { CreateModelPackageGroupCommand, SageMakerClient } from '@aws-sdk/client
 import { registerModel, setApproval } from '../../lambda/core/registry';
 import { clearBundleCache } from '../../lib/bundling';
 import { RegistryModel } from '../../lib/model-source';
-import { IRIS_DIR, TEST_ENV } from '../support/cdk';
-import { motoS3Client, startMoto, type MotoServer } from '../support/moto';
+import { TEST_ENV } from '../support/cdk';
+import { irisCopy } from '../support/iris-variants';
+import { motoClientConfig, motoS3Client, startMoto, type MotoServer } from '../support/moto';
 import { deployToMoto, outputsOf, templateForMoto } from '../support/deploy';
 
-const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 const BUCKET = 'deployed-models';
 const GROUP = 'iris-deployed';
 
@@ -36,7 +36,7 @@ const temp = (prefix: string) => {
 
 beforeAll(async () => {
   moto = await startMoto({ runLambdas: true });
-  const config = { region: 'us-east-1', endpoint: moto.endpoint, credentials };
+  const config = motoClientConfig(moto.endpoint);
   s3 = motoS3Client(moto.endpoint);
   sm = new SageMakerClient(config);
   cfn = new CloudFormationClient(config);
@@ -53,14 +53,8 @@ afterAll(async () => {
 });
 
 async function register(version: string): Promise<void> {
-  const dir = temp('mdk-deploy-registry-');
-  fs.copyFileSync(path.join(IRIS_DIR, 'model.onnx'), path.join(dir, 'model.onnx'));
-  const manifest = JSON.parse(fs.readFileSync(path.join(IRIS_DIR, 'model.json'), 'utf8')) as Record<
-    string,
-    unknown
-  >;
-  manifest.version = version;
-  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest));
+  const dir = irisCopy((m) => (m.version = version));
+  dirs.push(dir);
   await registerModel(sm, s3, { group: GROUP, modelDir: dir, bucket: BUCKET, createGroup: true });
 }
 

@@ -58,3 +58,20 @@ export function writeIrisVariant(
   fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest, null, 2));
   return { root, dir };
 }
+
+/**
+ * A copy of models/iris in a new temp dir (remove it when done): its manifest edited (e.g. another version),
+ * and `extraBytes` zero bytes appended to model.onnx, which then no longer has the manifest's sha256.
+ */
+export function irisCopy(
+  edit: (m: Record<string, unknown>) => void = () => undefined,
+  extraBytes = 0,
+): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-iris-copy-'));
+  const model = fs.readFileSync(path.join(IRIS_DIR, 'model.onnx'));
+  fs.writeFileSync(path.join(dir, 'model.onnx'), Buffer.concat([model, Buffer.alloc(extraBytes)]));
+  const manifest = irisManifest() as unknown as Record<string, unknown>;
+  edit(manifest);
+  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest, null, 2));
+  return dir;
+}

@@ -12,7 +12,6 @@ import {
   type Stack,
 } from '@aws-sdk/client-cloudformation';
 import {
-  CreateFunctionCommand,
   GetAliasCommand,
   InvokeCommand,
   LambdaClient,
@@ -26,11 +25,17 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { motoLambdaRole, motoS3Client, startMoto, type MotoServer } from './moto';
+import {
+  createMotoFunction,
+  motoClientConfig,
+  motoLambdaRole,
+  motoS3Client,
+  startMoto,
+  type MotoServer,
+} from './moto';
 import { zip } from './zip';
 
 const CODE_BUCKET = 'lambda-code';
-const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 
 let moto: MotoServer;
 let s3: S3Client;
@@ -66,18 +71,14 @@ function output(stack: Stack, key: string): string | undefined {
   return stack.Outputs?.find((o) => o.OutputKey === key)?.OutputValue;
 }
 
-async function createFunction(name: string, files: Record<string, string>, extra: { timeout?: number } = {}) {
-  await lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: 'nodejs22.x',
-      Handler: 'index.handler',
-      Role: roleArn,
-      Code: { ZipFile: zip(files) },
-      Timeout: extra.timeout ?? 30,
-      Environment: { Variables: { GREETING: 'hello' } },
-    }),
-  );
+function createFunction(name: string, files: Record<string, string>, extra: { timeout?: number } = {}) {
+  return createMotoFunction(lambda, {
+    name,
+    roleArn,
+    files,
+    timeout: extra.timeout ?? 30,
+    environment: { GREETING: 'hello' },
+  });
 }
 
 async function invoke(name: string, payload: unknown): Promise<{ out: InvokeCommandOutput; body: unknown }> {
@@ -89,7 +90,7 @@ async function invoke(name: string, payload: unknown): Promise<{ out: InvokeComm
 
 beforeAll(async () => {
   moto = await startMoto({ runLambdas: true });
-  const config = { region: 'us-east-1', endpoint: moto.endpoint, credentials };
+  const config = motoClientConfig(moto.endpoint);
   s3 = motoS3Client(moto.endpoint);
   lambda = new LambdaClient(config);
   cfn = new CloudFormationClient(config);

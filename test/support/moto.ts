@@ -17,7 +17,9 @@ import {
   CreateStackCommand,
   DescribeStacksCommand,
 } from '@aws-sdk/client-cloudformation';
+import { CreateFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import { S3Client } from '@aws-sdk/client-s3';
+import { zip } from './zip';
 
 export interface MotoServer {
   /** e.g. http://127.0.0.1:43127 */
@@ -143,14 +145,77 @@ export async function startMoto(options: MotoOptions = {}): Promise<MotoServer> 
   throw new Error(`could not start moto:\n${failures.join('\n')}`);
 }
 
-/** An S3 client for a moto server: us-east-1, path-style addressing, dummy credentials. */
-export function motoS3Client(endpoint: string): S3Client {
-  return new S3Client({
+/** A client configuration for a moto server: us-east-1 and dummy credentials (e.g. `new SageMakerClient(...)`). */
+export function motoClientConfig(endpoint: string): {
+  region: string;
+  endpoint: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+} {
+  return {
     region: 'us-east-1',
     endpoint,
-    forcePathStyle: true,
     credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  };
+}
+
+/** An S3 client for a moto server: us-east-1, path-style addressing, dummy credentials. */
+export function motoS3Client(endpoint: string): S3Client {
+  return new S3Client({ ...motoClientConfig(endpoint), forcePathStyle: true });
+}
+
+/** The environment from which code that builds its own SDK clients (a CLI, a handler) reaches moto. */
+export function motoAwsEnv(endpoint: string): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+  };
+}
+
+/** A handler's environment in moto: moto's, and quiet logs. */
+export function motoLambdaEnv(endpoint: string): Record<string, string> {
+  return { ...motoAwsEnv(endpoint), POWERTOOLS_LOG_LEVEL: 'SILENT' };
+}
+
+/**
+ * Loads a fresh copy of `lambda/handlers/<name>` as a Lambda in moto would: its environment (motoLambdaEnv) is
+ * set before the module makes its clients at load, and stays, as the SDK reads it on first use.
+ * The caller restores process.env when done.
+ */
+export function loadHandlerInMoto<T extends object>(endpoint: string, name: string): T {
+  Object.assign(process.env, motoLambdaEnv(endpoint));
+  let loaded: T | undefined;
+  jest.isolateModules(() => {
+    loaded = jest.requireActual<T>(path.join(ROOT, 'lambda', 'handlers', name));
   });
+  if (!loaded) throw new Error(`handler module ${name} did not load`);
+  return loaded;
+}
+
+export interface MotoFunctionProps {
+  readonly name: string;
+  readonly roleArn: string;
+  /** The zip's files: name to source. */
+  readonly files: Record<string, string>;
+  readonly environment: Record<string, string>;
+  /** @default - Lambda's (3 s) */
+  readonly timeout?: number;
+}
+
+/** A nodejs22.x function in moto with the handler `index.handler`. */
+export async function createMotoFunction(client: LambdaClient, props: MotoFunctionProps): Promise<void> {
+  await client.send(
+    new CreateFunctionCommand({
+      FunctionName: props.name,
+      Runtime: 'nodejs22.x',
+      Handler: 'index.handler',
+      Role: props.roleArn,
+      Code: { ZipFile: zip(props.files) },
+      Timeout: props.timeout,
+      Environment: { Variables: props.environment },
+    }),
+  );
 }
 
 /**
@@ -158,11 +223,7 @@ export function motoS3Client(endpoint: string): S3Client {
  * dependencies): moto checks that a function's role exists.
  */
 export async function motoLambdaRole(endpoint: string): Promise<string> {
-  const cfn = new CloudFormationClient({
-    region: 'us-east-1',
-    endpoint,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-  });
+  const cfn = new CloudFormationClient(motoClientConfig(endpoint));
   try {
     const StackName = `role-${Date.now()}`;
     await cfn.send(

@@ -5,26 +5,12 @@ import {
   RESPONSE_LIMIT_BYTES,
   successResponse,
   withDeadline,
-  type CustomResourceEvent,
 } from '../../../lambda/core/custom-resource';
+import { customResourceEvent } from '../../support/custom-resource';
 
 const MODEL_SHA = 'a'.repeat(64);
 
-function event(
-  type: 'Create' | 'Update' | 'Delete',
-  extra: Partial<CustomResourceEvent> = {},
-): CustomResourceEvent {
-  return {
-    RequestType: type,
-    ResponseURL: 'https://cloudformation-custom-resource-response.example/abc',
-    StackId: 'arn:aws:cloudformation:us-east-1:123456789012:stack/ModelServing-dev/1',
-    RequestId: 'request-1',
-    LogicalResourceId: 'IrisVersion',
-    ResourceType: 'Custom::ModelVersion',
-    ResourceProperties: {},
-    ...extra,
-  };
-}
+const event = customResourceEvent;
 
 describe('responses to CloudFormation', () => {
   it('a success carries the physical id and Data', () => {

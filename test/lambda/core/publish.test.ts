@@ -19,6 +19,7 @@ import {
   VersionConflictError,
   type PublishRequest,
 } from '../../../lambda/core/publish';
+import { customResourceEvent } from '../../support/custom-resource';
 import { motoS3Client, startMoto, type MotoServer } from '../../support/moto';
 
 const IRIS = path.join(__dirname, '..', '..', '..', 'models', 'iris');
@@ -48,16 +49,7 @@ function event(
   type: 'Create' | 'Update' | 'Delete',
   extra: Partial<CustomResourceEvent> = {},
 ): CustomResourceEvent {
-  return {
-    RequestType: type,
-    ResponseURL: 'https://cloudformation-custom-resource-response.example/abc',
-    StackId: 'arn:aws:cloudformation:us-east-1:123456789012:stack/ModelServing-dev/1',
-    RequestId: 'request-1',
-    LogicalResourceId: 'IrisVersion',
-    ResourceType: 'Custom::ModelVersion',
-    ResourceProperties: properties(),
-    ...extra,
-  };
+  return customResourceEvent(type, { ResourceProperties: properties(), ...extra });
 }
 
 describe('publishRequestFrom', () => {

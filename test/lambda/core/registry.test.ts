@@ -1,7 +1,6 @@
 /** The registry logic against moto's SageMaker and S3. */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   CreateBucketCommand,
@@ -22,7 +21,8 @@ import {
   setApproval,
   type RegisterOptions,
 } from '../../../lambda/core/registry';
-import { motoS3Client, startMoto, type MotoServer } from '../../support/moto';
+import { irisCopy as copyIris } from '../../support/iris-variants';
+import { motoClientConfig, motoS3Client, startMoto, type MotoServer } from '../../support/moto';
 
 const IRIS = path.join(__dirname, '..', '..', '..', 'models', 'iris');
 const irisManifest = JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')) as Record<
@@ -40,11 +40,7 @@ const dirs: string[] = [];
 beforeAll(async () => {
   moto = await startMoto();
   s3 = motoS3Client(moto.endpoint);
-  sm = new SageMakerClient({
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-  });
+  sm = new SageMakerClient(motoClientConfig(moto.endpoint));
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
 });
 
@@ -56,14 +52,9 @@ afterAll(async () => {
 });
 
 /** A copy of the iris folder with its manifest edited (e.g. another version), or its model bytes changed. */
-function irisCopy(edit: (m: Record<string, unknown>) => void = () => undefined, extraBytes = 0): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-registry-'));
+function irisCopy(edit?: (m: Record<string, unknown>) => void, extraBytes?: number): string {
+  const dir = copyIris(edit, extraBytes);
   dirs.push(dir);
-  const model = fs.readFileSync(path.join(IRIS, 'model.onnx'));
-  fs.writeFileSync(path.join(dir, 'model.onnx'), Buffer.concat([model, Buffer.alloc(extraBytes)]));
-  const manifest = structuredClone(irisManifest);
-  edit(manifest);
-  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest, null, 2));
   return dir;
 }
 

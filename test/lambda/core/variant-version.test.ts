@@ -1,6 +1,5 @@
 /** Publishing an A/B variant's Lambda version against moto's Lambda: the version has the variant's settings, $LATEST the primary's. */
 import {
-  CreateFunctionCommand,
   GetFunctionConfigurationCommand,
   LambdaClient,
   ListVersionsByFunctionCommand,
@@ -11,8 +10,13 @@ import {
   variantVersionEvent,
   variantVersionRequestFrom,
 } from '../../../lambda/core/variant-version';
-import { motoLambdaRole, startMoto, type MotoServer } from '../../support/moto';
-import { zip } from '../../support/zip';
+import {
+  createMotoFunction,
+  motoClientConfig,
+  motoLambdaRole,
+  startMoto,
+  type MotoServer,
+} from '../../support/moto';
 
 const PRIMARY = {
   MODEL_URI: 's3://models/iris/1.0.0/',
@@ -30,17 +34,13 @@ let moto: MotoServer;
 let lambda: LambdaClient;
 let roleArn: string;
 
-async function createFunction(name: string): Promise<void> {
-  await lambda.send(
-    new CreateFunctionCommand({
-      FunctionName: name,
-      Runtime: 'nodejs22.x',
-      Handler: 'index.handler',
-      Role: roleArn,
-      Code: { ZipFile: zip({ 'index.mjs': 'export const handler = async () => 1;' }) },
-      Environment: { Variables: { ...SHARED, ...PRIMARY } },
-    }),
-  );
+function createFunction(name: string): Promise<void> {
+  return createMotoFunction(lambda, {
+    name,
+    roleArn,
+    files: { 'index.mjs': 'export const handler = async () => 1;' },
+    environment: { ...SHARED, ...PRIMARY },
+  });
 }
 
 const envOf = async (name: string, qualifier?: string) =>
@@ -68,11 +68,7 @@ function event(type: CustomResourceEvent['RequestType'], functionName: string): 
 
 beforeAll(async () => {
   moto = await startMoto();
-  lambda = new LambdaClient({
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-  });
+  lambda = new LambdaClient(motoClientConfig(moto.endpoint));
   roleArn = await motoLambdaRole(moto.endpoint);
 });
 

@@ -11,11 +11,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
-  CloudFormationClient,
-  CreateStackCommand,
-  DescribeStacksCommand,
-} from '@aws-sdk/client-cloudformation';
-import {
   CreateFunctionCommand,
   InvokeCommand,
   LambdaClient,
@@ -31,14 +26,20 @@ import {
   LAMBDA_UNZIPPED_LIMIT_BYTES,
   runtimeEntry,
 } from '../../../lib/bundling';
-import { motoS3Client, startMoto, type MotoServer } from '../../support/moto';
+import {
+  motoClientConfig,
+  motoLambdaEnv,
+  motoLambdaRole,
+  motoS3Client,
+  startMoto,
+  type MotoServer,
+} from '../../support/moto';
 import { IRIS_DIR, writeIrisVariant } from '../../support/iris-variants';
 import { zip } from '../../support/zip';
 
 type HookModule = typeof import('../../../lambda/handlers/pre-traffic-hook');
 
 const BUCKET = 'models';
-const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-hook-test-'));
 const savedEnv = { ...process.env };
 
@@ -71,31 +72,6 @@ async function putFolder(dir: string, prefix: string): Promise<void> {
   }
 }
 
-/** moto checks that a function's role exists in IAM: make one the way a deployment would. */
-async function createRole(endpoint: string): Promise<string> {
-  const cfn = new CloudFormationClient({ region: 'us-east-1', endpoint, credentials });
-  const assume = {
-    Version: '2012-10-17',
-    Statement: [
-      { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
-    ],
-  };
-  await cfn.send(
-    new CreateStackCommand({
-      StackName: 'roles',
-      TemplateBody: JSON.stringify({
-        Resources: { Role: { Type: 'AWS::IAM::Role', Properties: { AssumeRolePolicyDocument: assume } } },
-        Outputs: { RoleArn: { Value: { 'Fn::GetAtt': ['Role', 'Arn'] } } },
-      }),
-    }),
-  );
-  const { Stacks } = await cfn.send(new DescribeStacksCommand({ StackName: 'roles' }));
-  cfn.destroy();
-  const arn = Stacks?.[0]?.Outputs?.find((o) => o.OutputKey === 'RoleArn')?.OutputValue;
-  if (!arn) throw new Error('no role');
-  return arn;
-}
-
 /** A function running the real inference bundle with its model from moto's S3, and its version 1's ARN. */
 async function inferenceVersion(name: string, roleArn: string, modelUri: string): Promise<string> {
   await lambdaClient.send(
@@ -118,7 +94,7 @@ async function inferenceVersion(name: string, roleArn: string, modelUri: string)
 beforeAll(async () => {
   moto = await startMoto({ runLambdas: true });
   s3 = motoS3Client(moto.endpoint);
-  lambdaClient = new LambdaClient({ region: 'us-east-1', endpoint: moto.endpoint, credentials });
+  lambdaClient = new LambdaClient(motoClientConfig(moto.endpoint));
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await putFolder(IRIS_DIR, 'iris/1.0.0/');
   const variant = writeIrisVariant();
@@ -140,7 +116,7 @@ beforeAll(async () => {
   await s3.send(
     new PutObjectCommand({ Bucket: BUCKET, Key: 'code/inference.zip', Body: zip(filesUnder(assetDir)) }),
   );
-  roleArn = await createRole(moto.endpoint);
+  roleArn = await motoLambdaRole(moto.endpoint);
   goodVersionArn = await inferenceVersion('iris-good', roleArn, `s3://${BUCKET}/iris/1.0.0/`);
   badVersionArn = await inferenceVersion(
     'iris-other-weights',
@@ -149,13 +125,7 @@ beforeAll(async () => {
   );
 
   // The hook's clients are made at import, from the environment, as in Lambda.
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
-  });
+  Object.assign(process.env, motoLambdaEnv(moto.endpoint));
   hook = await import('../../../lambda/handlers/pre-traffic-hook');
 }, 120_000);
 

@@ -4,13 +4,16 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { CreateBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import type { CustomResourceEvent, CustomResourceResponse } from '../../../lambda/core/custom-resource';
-import { motoS3Client, startMoto, type MotoServer } from '../../support/moto';
+import type { CustomResourceEvent } from '../../../lambda/core/custom-resource';
+import {
+  customResourceEvent,
+  ResponseEndpoint,
+  TEST_STACK_ID as STACK_ID,
+} from '../../support/custom-resource';
+import { loadHandlerInMoto, motoS3Client, startMoto, type MotoServer } from '../../support/moto';
 
 type Handler = typeof import('../../../lambda/handlers/publish-model');
 
@@ -20,45 +23,6 @@ const manifestBytes = fs.readFileSync(path.join(IRIS, 'model.json'));
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const MODEL_SHA = sha256(modelBytes);
 const MANIFEST_SHA = sha256(manifestBytes);
-
-interface Received {
-  method: string;
-  url: string;
-  contentType: string | undefined;
-  body: string;
-}
-
-/** A stand-in for CloudFormation's pre-signed response URL: answers each PUT with the next status given. */
-class ResponseEndpoint {
-  readonly received: Received[] = [];
-  statuses: number[] = [];
-  private readonly server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      this.received.push({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        contentType: req.headers['content-type'],
-        body: Buffer.concat(chunks).toString('utf8'),
-      });
-      res.writeHead(this.statuses.shift() ?? 200).end();
-    });
-  });
-
-  async start(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  stop(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  take(): CustomResourceResponse[] {
-    return this.received.splice(0).map((r) => JSON.parse(r.body) as CustomResourceResponse);
-  }
-}
 
 let moto: MotoServer;
 let s3: S3Client;
@@ -79,19 +43,7 @@ beforeAll(async () => {
 
   // As in a Lambda: the environment is there when the module loads (it makes its S3 client then) and stays
   // there, as the SDK reads region, endpoint and credentials on first use.
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
-  });
-  let loaded: Handler | undefined;
-  jest.isolateModules(() => {
-    loaded = jest.requireActual<Handler>('../../../lambda/handlers/publish-model');
-  });
-  if (!loaded) throw new Error('handler module did not load');
-  publish = loaded;
+  publish = loadHandlerInMoto<Handler>(moto.endpoint, 'publish-model');
 });
 
 afterAll(async () => {
@@ -101,20 +53,14 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-const STACK_ID = 'arn:aws:cloudformation:us-east-1:123456789012:stack/ModelServing-dev/1';
-
 function event(
   type: CustomResourceEvent['RequestType'],
   props: Record<string, string> = {},
   extra: Partial<CustomResourceEvent> = {},
 ): CustomResourceEvent {
-  return {
-    RequestType: type,
+  return customResourceEvent(type, {
     ResponseURL: `${responseBase}/cloudformation/response?stack=ModelServing-dev&signature=abc%2F123`,
-    StackId: STACK_ID,
     RequestId: `request-${type}`,
-    LogicalResourceId: 'IrisVersion',
-    ResourceType: 'Custom::ModelVersion',
     ResourceProperties: {
       ServiceToken: 'arn:aws:lambda:us-east-1:123456789012:function:publish',
       SourceBucket: 'assets',
@@ -127,7 +73,7 @@ function event(
       ...props,
     },
     ...extra,
-  };
+  });
 }
 
 /** A Lambda context with plenty of time left. */

@@ -4,16 +4,21 @@
  * receive.
  */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import type { Context } from 'aws-lambda';
 import type { CustomResourceEvent, CustomResourceResponse } from '../../../lambda/core/custom-resource';
 import { registerModel, setApproval } from '../../../lambda/core/registry';
-import { motoS3Client, startMoto, type MotoServer } from '../../support/moto';
+import { customResourceEvent, ResponseEndpoint } from '../../support/custom-resource';
+import { irisCopy } from '../../support/iris-variants';
+import {
+  loadHandlerInMoto,
+  motoClientConfig,
+  motoS3Client,
+  startMoto,
+  type MotoServer,
+} from '../../support/moto';
 
 type Handler = typeof import('../../../lambda/handlers/resolve-model');
 
@@ -26,67 +31,35 @@ let s3: S3Client;
 let sm: SageMakerClient;
 let resolveModel: Handler;
 let responseUrl: string;
-const received: CustomResourceResponse[] = [];
-const responses = http.createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')) as CustomResourceResponse);
-    res.writeHead(200).end();
-  });
-});
+const responses = new ResponseEndpoint();
 const savedEnv = { ...process.env };
 const dirs: string[] = [];
 
 beforeAll(async () => {
   moto = await startMoto();
   s3 = motoS3Client(moto.endpoint);
-  sm = new SageMakerClient({
-    region: 'us-east-1',
-    endpoint: moto.endpoint,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-  });
+  sm = new SageMakerClient(motoClientConfig(moto.endpoint));
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   await s3.send(new CreateBucketCommand({ Bucket: 'elsewhere' }));
-  await new Promise<void>((resolve) => responses.listen(0, '127.0.0.1', resolve));
-  responseUrl = `http://127.0.0.1:${(responses.address() as AddressInfo).port}/response?sig=abc`;
+  responseUrl = `${await responses.start()}/response?sig=abc`;
 
   // As in a Lambda: the environment is there when the module loads and makes its client.
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
-  });
-  let loaded: Handler | undefined;
-  jest.isolateModules(() => {
-    loaded = jest.requireActual<Handler>('../../../lambda/handlers/resolve-model');
-  });
-  if (!loaded) throw new Error('handler module did not load');
-  resolveModel = loaded;
+  resolveModel = loadHandlerInMoto<Handler>(moto.endpoint, 'resolve-model');
 });
 
 afterAll(async () => {
   process.env = savedEnv;
   s3?.destroy();
   sm?.destroy();
-  await new Promise((resolve) => responses.close(resolve));
+  await responses.stop();
   await moto?.stop();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
 /** Registers iris under another version, into `bucket`. */
 async function register(version: string, bucket = BUCKET, group = GROUP): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-resolve-'));
+  const dir = irisCopy((m) => (m.version = version));
   dirs.push(dir);
-  fs.copyFileSync(path.join(IRIS, 'model.onnx'), path.join(dir, 'model.onnx'));
-  const manifest = JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')) as Record<
-    string,
-    unknown
-  >;
-  manifest.version = version;
-  fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest));
   await registerModel(sm, s3, { group, modelDir: dir, bucket, createGroup: true });
 }
 
@@ -102,11 +75,9 @@ async function send(
   physicalId?: string,
 ): Promise<CustomResourceResponse> {
   await resolveModel.handler(
-    {
-      RequestType: type,
+    customResourceEvent(type, {
       ResponseURL: responseUrl,
-      StackId: 'arn:aws:cloudformation:us-east-1:123456789012:stack/ModelServing-dev/1',
-      RequestId: `request-${received.length}`,
+      RequestId: 'request-0',
       LogicalResourceId: 'IrisRegistryModel',
       ResourceType: 'Custom::RegistryModel',
       ...(physicalId ? { PhysicalResourceId: physicalId } : {}),
@@ -116,11 +87,12 @@ async function send(
         BucketName: BUCKET,
         ...props,
       },
-    },
+    }),
     context,
   );
+  const received = responses.take();
   expect(received).toHaveLength(1);
-  return received.splice(0)[0]!;
+  return received[0]!;
 }
 
 test('a group with nothing approved fails the Create with a reason that names the group', async () => {
