@@ -151,13 +151,10 @@ export async function publishModelVersion(s3: S3Client, request: PublishRequest)
   ];
   const bucket = request.destinationBucket;
 
-  const present = await Promise.all(files.map((file) => publishedSha256(s3, bucket, file.key)));
-  const conflicts = files.flatMap((file, i) => {
-    const existing = present[i];
-    return existing === undefined || existing.sha256 === file.sha256
-      ? []
-      : [conflictMessage(bucket, file, existing.sha256)];
-  });
+  const present = await Promise.all(
+    files.map((file) => objectSha256(s3, bucket, file.key, (err) => checkFailed(bucket, file.key, err))),
+  );
+  const conflicts = sha256Conflicts(bucket, files, present, "this deployment's");
   if (conflicts.length > 0) {
     throw new VersionConflictError(
       `${conflicts.join('; ')}. Published model versions are immutable: bump "version" in model.json to publish new bytes.`,
@@ -176,29 +173,52 @@ export async function publishModelVersion(s3: S3Client, request: PublishRequest)
   return { modelUri: s3Uri(bucket, request.destinationPrefix), sha256: request.modelSha256, objects };
 }
 
-function conflictMessage(bucket: string, file: PlannedFile, existing: string | undefined): string {
-  const has = existing === undefined ? 'no sha256 metadata' : `sha256 ${existing}`;
-  return `${s3Uri(bucket, file.key)} already exists with ${has}, but this deployment's ${file.key.slice(file.key.lastIndexOf('/') + 1)} has sha256 ${file.sha256}`;
+/**
+ * A sentence for each object that is already there with other bytes (or no sha256 metadata) than wanted;
+ * `whose` says where the wanted bytes come from ("the local", "this deployment's").
+ */
+export function sha256Conflicts(
+  bucket: string,
+  wanted: readonly { readonly key: string; readonly sha256: string }[],
+  present: readonly ({ sha256: string | undefined } | undefined)[],
+  whose: string,
+): string[] {
+  return wanted.flatMap((file, i) => {
+    const existing = present[i];
+    if (existing === undefined || existing.sha256 === file.sha256) return [];
+    const has = existing.sha256 === undefined ? 'no sha256 metadata' : `sha256 ${existing.sha256}`;
+    const name = file.key.slice(file.key.lastIndexOf('/') + 1);
+    return [
+      `${s3Uri(bucket, file.key)} already exists with ${has}, but ${whose} ${name} has sha256 ${file.sha256}`,
+    ];
+  });
 }
 
-/** The `sha256` metadata of an object that exists (undefined inside when it has none); undefined when absent. */
-async function publishedSha256(
+/**
+ * The `sha256` metadata of an object that exists (undefined inside when it has none); undefined when it is
+ * absent (404). Any other error becomes `failed(err)`, which says what was being checked.
+ */
+export async function objectSha256(
   s3: S3Client,
   bucket: string,
   key: string,
+  failed: (err: unknown) => Error,
 ): Promise<{ sha256: string | undefined } | undefined> {
   try {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return { sha256: head.Metadata?.['sha256']?.toLowerCase() };
   } catch (err) {
-    const status = httpStatus(err);
-    if (status === 404) return undefined;
-    const hint =
-      status === 403
-        ? ' (without s3:ListBucket on the bucket, S3 answers 403 rather than 404 for a missing object)'
-        : '';
-    throw new PublishError(`could not check ${s3Uri(bucket, key)}: ${describe(err)}${hint}`);
+    if (httpStatus(err) === 404) return undefined;
+    throw failed(err);
   }
+}
+
+function checkFailed(bucket: string, key: string, err: unknown): PublishError {
+  const hint =
+    httpStatus(err) === 403
+      ? ' (without s3:ListBucket on the bucket, S3 answers 403 rather than 404 for a missing object)'
+      : '';
+  return new PublishError(`could not check ${s3Uri(bucket, key)}: ${describe(err)}${hint}`);
 }
 
 async function copyVerified(
@@ -261,7 +281,8 @@ async function readSha256(s3: S3Client, bucket: string, key: string): Promise<st
   return hash.digest('hex');
 }
 
-function httpStatus(err: unknown): number | undefined {
+/** The HTTP status of an AWS SDK error, where it has one. */
+export function httpStatus(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const meta = (err as { $metadata?: { httpStatusCode?: number } }).$metadata;
   return meta?.httpStatusCode;

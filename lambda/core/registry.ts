@@ -9,10 +9,9 @@
  *
  * Both clients come from the caller: the CLI and the resolver Lambda build them from the environment.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { HeadBucketCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   CreateModelPackageCommand,
   CreateModelPackageGroupCommand,
@@ -25,9 +24,9 @@ import {
   type ModelPackageSummary,
   type SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
-import { loadModelFiles, MANIFEST_FILE, MODEL_FILE, parseS3Uri } from './model-store';
+import { loadModelFiles, MANIFEST_FILE, MODEL_FILE, parseS3Uri, sha256Hex as sha256 } from './model-store';
 import type { CustomResourceEvent, CustomResourceOutcome } from './custom-resource';
-import { s3Uri } from './publish';
+import { httpStatus, objectSha256, s3Uri, sha256Conflicts } from './publish';
 
 /** A registry call failed for a reason the user can fix; the message says which. */
 export class RegistryError extends Error {
@@ -134,17 +133,8 @@ interface LocalFile {
   readonly contentType: string;
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
 function errorName(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null ? (err as { name?: string }).name : undefined;
-}
-
-function httpStatus(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }
 
 /** SageMaker answers a missing group or package with a ValidationException that says so. */
@@ -405,28 +395,16 @@ async function readFolder(
   };
 }
 
-/** The `sha256` metadata of an object (undefined inside when it has none); undefined when it is absent. */
-async function existingSha256(
-  s3: S3Client,
-  bucket: string,
-  key: string,
-): Promise<{ sha256: string | undefined } | undefined> {
-  try {
-    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    return { sha256: head.Metadata?.['sha256']?.toLowerCase() };
-  } catch (err) {
-    const status = httpStatus(err);
-    if (status === 404) return undefined;
-    if (status === 403) {
-      // Without s3:ListBucket, S3 answers 403 rather than 404 for an object that is not there.
-      throw new RegistryError(
-        `access to ${s3Uri(bucket, key)} is denied (checking whether it exists needs s3:GetObject and s3:ListBucket on the bucket)`,
-      );
-    }
-    throw new RegistryError(
-      `could not check ${s3Uri(bucket, key)}: ${(err as Error).message || errorName(err)}`,
+function checkFailed(bucket: string, key: string, err: unknown): RegistryError {
+  if (httpStatus(err) === 403) {
+    // Without s3:ListBucket, S3 answers 403 rather than 404 for an object that is not there.
+    return new RegistryError(
+      `access to ${s3Uri(bucket, key)} is denied (checking whether it exists needs s3:GetObject and s3:ListBucket on the bucket)`,
     );
   }
+  return new RegistryError(
+    `could not check ${s3Uri(bucket, key)}: ${(err as Error).message || errorName(err)}`,
+  );
 }
 
 /** Which files are already in the bucket; refuses when one is there with other bytes. Writes nothing. */
@@ -445,15 +423,11 @@ async function planUploads(
     if (status === 403) throw new RegistryError(`access to bucket ${bucket} is denied`);
     throw new RegistryError(`could not check bucket ${bucket}: ${(err as Error).message || errorName(err)}`);
   }
-  const present = await Promise.all(files.map((f) => existingSha256(s3, bucket, prefix + f.name)));
-  const conflicts = files.flatMap((f, i) => {
-    const there = present[i];
-    if (there === undefined || there.sha256 === f.sha256) return [];
-    const has = there.sha256 === undefined ? 'no sha256 metadata' : `sha256 ${there.sha256}`;
-    return [
-      `${s3Uri(bucket, prefix + f.name)} already exists with ${has}, but the local ${f.name} has sha256 ${f.sha256}`,
-    ];
-  });
+  const wanted = files.map((f) => ({ key: prefix + f.name, sha256: f.sha256 }));
+  const present = await Promise.all(
+    wanted.map(({ key }) => objectSha256(s3, bucket, key, (err) => checkFailed(bucket, key, err))),
+  );
+  const conflicts = sha256Conflicts(bucket, wanted, present, 'the local');
   if (conflicts.length > 0) {
     throw new RegistryError(
       `${conflicts.join('; ')}. Model versions are immutable: bump "version" in ${MANIFEST_FILE} to register new bytes. Nothing was changed.`,
