@@ -58,14 +58,17 @@ function checkManifest(raw: unknown, where: string): ModelManifest {
   return m as ModelManifest;
 }
 
-function parseManifest(text: string, where: string): ModelManifest {
-  let raw: unknown;
+/** A manifest's JSON, parsed; `where` names the file in the error when it is not JSON. */
+export function parseManifestJson(text: string, where: string): unknown {
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch (err) {
     throw new Error(`${where} is not valid JSON: ${(err as Error).message}`);
   }
-  return checkManifest(raw, where);
+}
+
+function parseManifest(text: string, where: string): ModelManifest {
+  return checkManifest(parseManifestJson(text, where), where);
 }
 
 function verify(files: Omit<ModelFiles, 'sha256'>, sha256: string, expected: string | undefined): ModelFiles {
@@ -110,7 +113,7 @@ async function loadLocal(location: string, expected: string | undefined): Promis
 }
 
 /** Loaded on first use: the SDK takes ~50 ms to import, which a bundled or local model never needs. */
-async function sdk(): Promise<typeof import('@aws-sdk/client-s3')> {
+export async function s3Sdk(): Promise<typeof import('@aws-sdk/client-s3')> {
   return import('@aws-sdk/client-s3');
 }
 
@@ -124,7 +127,7 @@ async function download(
   key: string,
   tmp: string,
 ): Promise<{ bytes: Buffer; sha256: string }> {
-  const { GetObjectCommand } = await sdk();
+  const { GetObjectCommand } = await s3Sdk();
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   if (!res.Body) throw new Error(`s3://${bucket}/${key} has no body`);
   const hash = createHash('sha256');
@@ -144,11 +147,17 @@ async function download(
   return { bytes: Buffer.concat(chunks), sha256: hash.digest('hex') };
 }
 
+/** An S3 object's text (undefined when S3 gives no body); errors are S3's own. */
+export async function readS3Text(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
+  const { GetObjectCommand } = await s3Sdk();
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return res.Body?.transformToString('utf8');
+}
+
+/** readS3Text, undefined when the object is not there. */
 async function getText(s3: S3Client, bucket: string, key: string): Promise<string | undefined> {
-  const { GetObjectCommand } = await sdk();
   try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return await res.Body?.transformToString('utf8');
+    return await readS3Text(s3, bucket, key);
   } catch (err) {
     const name = (err as { name?: string }).name;
     if (name === 'NoSuchKey' || name === 'NotFound') return undefined;
@@ -162,7 +171,7 @@ async function loadS3(uri: string, options: LoadModelOptions): Promise<ModelFile
   if (key.split('/').some((part) => part === '..' || part === '.')) {
     throw new Error(`${uri}: S3 keys with '.' or '..' segments are not supported`);
   }
-  const s3 = options.s3 ?? new (await sdk()).S3Client({});
+  const s3 = options.s3 ?? new (await s3Sdk()).S3Client({});
   const isFile = key.endsWith('.onnx');
   const prefix = isFile ? '' : key === '' || key.endsWith('/') ? key : `${key}/`;
   const modelKey = isFile ? key : `${prefix}${MODEL_FILE}`;

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { MANIFEST_FILE, parseS3Uri } from './model-store';
+import { MANIFEST_FILE, parseManifestJson, parseS3Uri, readS3Text, s3Sdk } from './model-store';
 import type { InferRequest, InferResponse, ModelManifest } from './types';
 
 export interface Tolerance {
@@ -235,18 +235,8 @@ export function describeResult(result: SampleCheckResult): string {
   return `sample check failed for ${result.model}:\n  ${result.differences.join('\n  ')}`;
 }
 
-/** Loaded on first use, as in model-store: a bundled or local manifest never needs the SDK. */
-async function sdk(): Promise<typeof import('@aws-sdk/client-s3')> {
-  return import('@aws-sdk/client-s3');
-}
-
 function parseManifestText(text: string, where: string): ModelManifest {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${where} is not valid JSON: ${(err as Error).message}`);
-  }
+  const raw = parseManifestJson(text, where);
   if (!isRecord(raw) || typeof raw.name !== 'string' || typeof raw.version !== 'string') {
     throw new Error(`${where} must be a JSON object with a string "name" and "version"`);
   }
@@ -266,13 +256,11 @@ export async function readManifest(
     const manifestKey = key.endsWith(MANIFEST_FILE)
       ? key
       : `${key}${key === '' || key.endsWith('/') ? '' : '/'}${MANIFEST_FILE}`;
-    const { S3Client: Client, GetObjectCommand } = await sdk();
-    const s3 = options.s3 ?? new Client({});
+    const s3 = options.s3 ?? new (await s3Sdk()).S3Client({});
     const where = `s3://${bucket}/${manifestKey}`;
     let text: string | undefined;
     try {
-      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: manifestKey }));
-      text = await res.Body?.transformToString('utf8');
+      text = await readS3Text(s3, bucket, manifestKey);
     } catch (err) {
       throw new Error(`cannot read ${where}: ${(err as Error).name}: ${(err as Error).message}`);
     }
