@@ -35,23 +35,30 @@ export interface PreTrafficHookEvent {
   readonly LifecycleEventHookExecutionId: string;
 }
 
-/** A REST API proxy event for `POST /v2/models/{name}/infer`, the shape the inference handler reads. */
-export function inferEvent(modelName: string, request: InferRequest): APIGatewayProxyEvent {
-  const route = `/v2/models/${encodeURIComponent(modelName)}/infer`;
+/**
+ * A REST API proxy event (resource `/{proxy+}`), the shape the inference handler reads; a body is sent as
+ * JSON. Tests that invoke the handler directly build their events with it too.
+ */
+export function proxyEvent(method: string, route: string, body?: unknown): APIGatewayProxyEvent {
   return {
     resource: '/{proxy+}',
     path: route,
-    httpMethod: 'POST',
-    headers: { 'content-type': 'application/json' },
+    httpMethod: method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
     multiValueHeaders: {},
     queryStringParameters: null,
     multiValueQueryStringParameters: null,
     pathParameters: { proxy: route.slice(1) },
     stageVariables: null,
     requestContext: {} as APIGatewayProxyEvent['requestContext'],
-    body: JSON.stringify(request),
+    body: body === undefined ? null : JSON.stringify(body),
     isBase64Encoded: false,
   };
+}
+
+/** The proxy event for `POST /v2/models/{name}/infer`. */
+export function inferEvent(modelName: string, request: InferRequest): APIGatewayProxyEvent {
+  return proxyEvent('POST', `/v2/models/${encodeURIComponent(modelName)}/infer`, request);
 }
 
 /** Invokes a function version with a proxy event; its proxy result becomes status and body. */

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyResult } from 'aws-lambda';
 import * as cdk from 'aws-cdk-lib';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -22,7 +22,8 @@ import {
 } from '../../lib/bundling';
 import { OnnxModelEndpoint } from '../../lib/onnx-model-endpoint';
 import type { ModelManifest } from '../../lambda/core/types';
-import { motoS3Client, startMoto, type MotoServer } from '../support/moto';
+import { proxyEvent } from '../../lambda/handlers/pre-traffic-hook';
+import { motoAwsEnv, motoS3Client, startMoto, type MotoServer } from '../support/moto';
 
 const ROOT = path.join(__dirname, '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
@@ -45,23 +46,6 @@ interface TensorJson {
   shape: number[];
   datatype: string;
   data: number[];
-}
-
-function restEvent(method: string, route: string, body?: unknown): APIGatewayProxyEvent {
-  return {
-    resource: '/{proxy+}',
-    path: route,
-    httpMethod: method,
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-    multiValueHeaders: {},
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: { proxy: route.slice(1) },
-    stageVariables: null,
-    requestContext: {} as APIGatewayProxyEvent['requestContext'],
-    body: body === undefined ? null : JSON.stringify(body),
-    isBase64Encoded: false,
-  };
 }
 
 function filesUnder(dir: string): string[] {
@@ -236,15 +220,12 @@ describe('the real bundle', () => {
       assetDir,
       {
         ...functionEnv,
-        AWS_ENDPOINT_URL: moto.endpoint,
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'testing',
-        AWS_SECRET_ACCESS_KEY: 'testing',
+        ...motoAwsEnv(moto.endpoint),
       },
       [
-        restEvent('GET', '/v2/health/ready'),
-        restEvent('POST', `/v2/models/${manifest.name}/infer`, manifest.sample?.request),
-        restEvent('POST', `/v2/models/${manifest.name}/infer`, {
+        proxyEvent('GET', '/v2/health/ready'),
+        proxyEvent('POST', `/v2/models/${manifest.name}/infer`, manifest.sample?.request),
+        proxyEvent('POST', `/v2/models/${manifest.name}/infer`, {
           inputs: [{ name: 'petals', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2] }],
         }),
       ],
@@ -291,14 +272,11 @@ describe('the real bundle', () => {
       {
         ...functionEnv,
         MODEL_SHA256: wrong,
-        AWS_ENDPOINT_URL: moto.endpoint,
-        AWS_REGION: 'us-east-1',
-        AWS_ACCESS_KEY_ID: 'testing',
-        AWS_SECRET_ACCESS_KEY: 'testing',
+        ...motoAwsEnv(moto.endpoint),
       },
       [
-        restEvent('GET', '/v2/health/ready'),
-        restEvent('POST', `/v2/models/${manifest.name}/infer`, manifest.sample?.request),
+        proxyEvent('GET', '/v2/health/ready'),
+        proxyEvent('POST', `/v2/models/${manifest.name}/infer`, manifest.sample?.request),
       ],
     );
     const [ready, infer] = run.results as [APIGatewayProxyResult, APIGatewayProxyResult];
