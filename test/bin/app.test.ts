@@ -19,6 +19,26 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return { ...env, AWS_EC2_METADATA_DISABLED: 'true' };
 }
 
+/**
+ * `npx cdk synth --quiet --output <out> <args>`, which must succeed without warnings (neither construct
+ * annotations nor aws-cdk-lib's own template validation may warn). Returns how long it took, in seconds.
+ */
+function synthOk(out: string, args: string[]): number {
+  const started = Date.now();
+  const run = spawnSync('npx', ['cdk', 'synth', '--quiet', '--output', out, ...args], {
+    cwd: ROOT,
+    env: cleanEnv(),
+    encoding: 'utf8',
+  });
+  const seconds = (Date.now() - started) / 1000;
+  expect({ status: run.status, stderr: run.status === 0 ? '' : run.stderr.slice(-3000) }).toEqual({
+    status: 0,
+    stderr: '',
+  });
+  expect(run.stderr).not.toMatch(/\[Warning|validation found issues|WARNING/);
+  return seconds;
+}
+
 describe('bin/app.ts', () => {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-synth-'));
   const lock = path.join(outdir, 'model-versions.json');
@@ -26,19 +46,7 @@ describe('bin/app.ts', () => {
 
   test('npx cdk synth builds dev, stage and prod with no credentials and no warnings', () => {
     fs.copyFileSync(path.join(ROOT, 'model-versions.json'), lock);
-    const started = Date.now();
-    const run = spawnSync(
-      'npx',
-      ['cdk', 'synth', '--quiet', '--output', path.join(outdir, 'cdk.out'), '-c', `versionLockFile=${lock}`],
-      { cwd: ROOT, env: cleanEnv(), encoding: 'utf8' },
-    );
-    const seconds = (Date.now() - started) / 1000;
-    expect({ status: run.status, stderr: run.status === 0 ? '' : run.stderr.slice(-3000) }).toEqual({
-      status: 0,
-      stderr: '',
-    });
-    // neither construct annotations nor aws-cdk-lib's own template validation may warn
-    expect(run.stderr).not.toMatch(/\[Warning|validation found issues|WARNING/);
+    const seconds = synthOk(path.join(outdir, 'cdk.out'), ['-c', `versionLockFile=${lock}`]);
     const assembly = path.join(outdir, 'cdk.out');
     const stages = fs
       .readdirSync(assembly)
@@ -82,36 +90,20 @@ describe('bin/app.ts', () => {
     fs.copyFileSync(path.join(ROOT, 'model-versions.json'), lock);
     const out = path.join(outdir, 'cdk.out.pipeline');
     const connection = 'arn:aws:codestar-connections:eu-west-1:123456789012:connection/abcd-1234';
-    const started = Date.now();
-    const run = spawnSync(
-      'npx',
-      [
-        'cdk',
-        'synth',
-        '--quiet',
-        '--output',
-        out,
-        '-c',
-        `versionLockFile=${lock}`,
-        '-c',
-        'pipeline=true',
-        '-c',
-        'repository=acme/models',
-        '-c',
-        'branch=release',
-        '-c',
-        `connectionArn=${connection}`,
-        '-c',
-        'prodApproval=true',
-      ],
-      { cwd: ROOT, env: cleanEnv(), encoding: 'utf8' },
-    );
-    const seconds = (Date.now() - started) / 1000;
-    expect({ status: run.status, stderr: run.status === 0 ? '' : run.stderr.slice(-3000) }).toEqual({
-      status: 0,
-      stderr: '',
-    });
-    expect(run.stderr).not.toMatch(/\[Warning|validation found issues|WARNING/);
+    const seconds = synthOk(out, [
+      '-c',
+      `versionLockFile=${lock}`,
+      '-c',
+      'pipeline=true',
+      '-c',
+      'repository=acme/models',
+      '-c',
+      'branch=release',
+      '-c',
+      `connectionArn=${connection}`,
+      '-c',
+      'prodApproval=true',
+    ]);
     // the pipeline stack only: the three stages are inside it, not beside it
     const assembly = new cxapi.CloudAssembly(out);
     expect(assembly.stacks.map((s) => s.stackName)).toEqual(['ModelServingPipeline']);
