@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import * as cdk from 'aws-cdk-lib';
 import * as cxapi from 'aws-cdk-lib/cx-api';
@@ -23,7 +23,7 @@ import {
 import { OnnxModelEndpoint } from '../../lib/onnx-model-endpoint';
 import type { ModelManifest } from '../../lambda/core/types';
 import { proxyEvent } from '../../lambda/handlers/pre-traffic-hook';
-import { motoAwsEnv, motoS3Client, startMoto, type MotoServer } from '../support/moto';
+import { motoAwsEnv, motoS3Client, putModelFolder, startMoto, type MotoServer } from '../support/moto';
 
 const ROOT = path.join(__dirname, '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
@@ -160,15 +160,7 @@ describe('the real bundle', () => {
     const s3client = motoS3Client(moto.endpoint);
     try {
       await s3client.send(new CreateBucketCommand({ Bucket: BUCKET }));
-      for (const file of ['model.onnx', 'model.json']) {
-        await s3client.send(
-          new PutObjectCommand({
-            Bucket: BUCKET,
-            Key: `${PREFIX}${file}`,
-            Body: fs.readFileSync(path.join(IRIS, file)),
-          }),
-        );
-      }
+      await putModelFolder(s3client, BUCKET, PREFIX, IRIS);
     } finally {
       s3client.destroy();
     }

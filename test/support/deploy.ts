@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-cloudformation';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { TEST_ENV } from './cdk';
-import { zip } from './zip';
+import { zipFolder } from './zip';
 
 interface AssetManifest {
   files: Record<
@@ -26,17 +26,6 @@ interface AssetManifest {
       destinations: Record<string, { bucketName: string; objectKey: string }>;
     }
   >;
-}
-
-/** Every file under `dir`, keyed by its path relative to `dir` with `/` separators. */
-function filesUnder(dir: string, prefix = ''): Record<string, Buffer> {
-  const out: Record<string, Buffer> = {};
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) Object.assign(out, filesUnder(full, `${prefix}${entry.name}/`));
-    else out[`${prefix}${entry.name}`] = fs.readFileSync(full);
-  }
-  return out;
 }
 
 /** Synthesizes the stack's app, uploads its assets into moto, and returns the template body. */
@@ -51,7 +40,7 @@ export async function templateForMoto(stack: cdk.Stack, s3: S3Client): Promise<s
   for (const file of Object.values(manifest.files)) {
     const source = path.join(assembly.directory, file.source.path);
     if (file.source.path.endsWith('.template.json')) continue;
-    const body = file.source.packaging === 'zip' ? zip(filesUnder(source)) : fs.readFileSync(source);
+    const body = file.source.packaging === 'zip' ? zipFolder(source) : fs.readFileSync(source);
     for (const dest of Object.values(file.destinations)) {
       const bucket = dest.bucketName
         .replace('${AWS::AccountId}', TEST_ENV.account)

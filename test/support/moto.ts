@@ -7,6 +7,7 @@
  * resources then work too (their ResponseURL points back at this server), so a stack that has one completes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -18,7 +19,7 @@ import {
   DescribeStacksCommand,
 } from '@aws-sdk/client-cloudformation';
 import { CreateFunctionCommand, type LambdaClient } from '@aws-sdk/client-lambda';
-import { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { zip } from './zip';
 
 export interface MotoServer {
@@ -161,6 +162,24 @@ export function motoClientConfig(endpoint: string): {
 /** An S3 client for a moto server: us-east-1, path-style addressing, dummy credentials. */
 export function motoS3Client(endpoint: string): S3Client {
   return new S3Client({ ...motoClientConfig(endpoint), forcePathStyle: true });
+}
+
+/** Uploads a model folder's model.onnx and model.json under `prefix` (`name/version/`), as a publish would. */
+export async function putModelFolder(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  dir: string,
+): Promise<void> {
+  for (const file of ['model.onnx', 'model.json']) {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: `${prefix}${file}`,
+        Body: fs.readFileSync(path.join(dir, file)),
+      }),
+    );
+  }
 }
 
 /** The environment from which code that builds its own SDK clients (a CLI, a handler) reaches moto. */

@@ -1,4 +1,6 @@
 /** A zip archive in memory (deflated entries, fixed timestamps): enough for Lambda deployment packages in tests. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
 const DOS_DATE_1980_01_01 = (0 << 9) | (1 << 5) | 1;
@@ -55,4 +57,20 @@ export function zip(files: Readonly<Record<string, string | Uint8Array>>): Buffe
   end.writeUInt32LE(directory.length, 12);
   end.writeUInt32LE(offset, 16);
   return Buffer.concat([...locals, directory, end]);
+}
+
+/** Every file under `dir`, keyed by its path relative to `dir` with `/` separators. */
+function filesUnder(dir: string, prefix = ''): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) Object.assign(out, filesUnder(full, `${prefix}${entry.name}/`));
+    else out[`${prefix}${entry.name}`] = fs.readFileSync(full);
+  }
+  return out;
+}
+
+/** A folder zipped as it is (e.g. a bundled Lambda asset), its paths relative to the folder. */
+export function zipFolder(dir: string): Buffer {
+  return zip(filesUnder(dir));
 }

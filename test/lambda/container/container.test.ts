@@ -7,11 +7,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import * as ort from 'onnxruntime-node';
 import { MODEL_SERVER_HEALTH_COMMAND } from '../../../lib/container-image';
 import { mlpModel, makeTempDir, removeDir, writeModel, type WrittenModel } from '../../fixtures/models';
-import { freePort, motoS3Client, startMoto, type MotoServer } from '../../support/moto';
+import { freePort, motoS3Client, putModelFolder, startMoto, type MotoServer } from '../../support/moto';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const DOCKERFILE = path.join(ROOT, 'lambda', 'container', 'Dockerfile');
@@ -342,15 +342,7 @@ describe('the staged image', () => {
     beforeAll(async () => {
       model = writeModel(mlpModel(), { folderName: 'mlp', manifest: { name: 'mlp' } });
       await s3.send(new CreateBucketCommand({ Bucket: bucket }));
-      for (const file of ['model.onnx', 'model.json']) {
-        await s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: `${prefix}${file}`,
-            Body: fs.readFileSync(path.join(model.dir, file)),
-          }),
-        );
-      }
+      await putModelFolder(s3, bucket, prefix, model.dir);
     });
 
     afterAll(() => removeDir(model.root));

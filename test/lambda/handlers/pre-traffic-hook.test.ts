@@ -31,11 +31,12 @@ import {
   motoLambdaEnv,
   motoLambdaRole,
   motoS3Client,
+  putModelFolder,
   startMoto,
   type MotoServer,
 } from '../../support/moto';
 import { IRIS_DIR, writeIrisVariant } from '../../support/iris-variants';
-import { zip } from '../../support/zip';
+import { zipFolder } from '../../support/zip';
 
 type HookModule = typeof import('../../../lambda/handlers/pre-traffic-hook');
 
@@ -50,27 +51,6 @@ let hook: HookModule;
 let goodVersionArn: string;
 let badVersionArn: string;
 let roleArn: string;
-
-function filesUnder(dir: string): Record<string, Uint8Array> {
-  const out: Record<string, Uint8Array> = {};
-  for (const rel of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
-    const p = path.join(dir, rel);
-    if (fs.statSync(p).isFile()) out[rel.split(path.sep).join('/')] = fs.readFileSync(p);
-  }
-  return out;
-}
-
-async function putFolder(dir: string, prefix: string): Promise<void> {
-  for (const file of ['model.onnx', 'model.json']) {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: BUCKET,
-        Key: `${prefix}${file}`,
-        Body: fs.readFileSync(path.join(dir, file)),
-      }),
-    );
-  }
-}
 
 /** A function running the real inference bundle with its model from moto's S3, and its version 1's ARN. */
 async function inferenceVersion(name: string, roleArn: string, modelUri: string): Promise<string> {
@@ -96,9 +76,9 @@ beforeAll(async () => {
   s3 = motoS3Client(moto.endpoint);
   lambdaClient = new LambdaClient(motoClientConfig(moto.endpoint));
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  await putFolder(IRIS_DIR, 'iris/1.0.0/');
+  await putModelFolder(s3, BUCKET, 'iris/1.0.0/', IRIS_DIR);
   const variant = writeIrisVariant();
-  await putFolder(variant.dir, 'other-weights/iris/1.0.0/');
+  await putModelFolder(s3, BUCKET, 'other-weights/iris/1.0.0/', variant.dir);
   fs.rmSync(variant.root, { recursive: true, force: true });
 
   // The inference function's real bundle, for this machine's architecture (moto runs it here).
@@ -114,7 +94,7 @@ beforeAll(async () => {
     assetDir,
   );
   await s3.send(
-    new PutObjectCommand({ Bucket: BUCKET, Key: 'code/inference.zip', Body: zip(filesUnder(assetDir)) }),
+    new PutObjectCommand({ Bucket: BUCKET, Key: 'code/inference.zip', Body: zipFolder(assetDir) }),
   );
   roleArn = await motoLambdaRole(moto.endpoint);
   goodVersionArn = await inferenceVersion('iris-good', roleArn, `s3://${BUCKET}/iris/1.0.0/`);
@@ -277,7 +257,7 @@ describe('the synthesized hook asset, run as a Lambda function in moto', () => {
           Runtime: 'nodejs22.x',
           Handler: 'index.handler',
           Role: roleArn,
-          Code: { ZipFile: zip(filesUnder(asset)) },
+          Code: { ZipFile: zipFolder(asset) },
           Timeout: 60,
           Environment: { Variables: { TARGET_VERSION_ARN: arn() } },
         }),
