@@ -17,6 +17,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { CodeDeployClient, PutLifecycleEventHookExecutionStatusCommand } from '@aws-sdk/client-codedeploy';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { proxyEvent } from '../core/proxy-event';
 import {
   readManifest,
   runSampleCheck,
@@ -33,27 +34,6 @@ export const codedeploy = new CodeDeployClient({});
 export interface PreTrafficHookEvent {
   readonly DeploymentId: string;
   readonly LifecycleEventHookExecutionId: string;
-}
-
-/**
- * A REST API proxy event (resource `/{proxy+}`), the shape the inference handler reads; a body is sent as
- * JSON. Tests that invoke the handler directly build their events with it too.
- */
-export function proxyEvent(method: string, route: string, body?: unknown): APIGatewayProxyEvent {
-  return {
-    resource: '/{proxy+}',
-    path: route,
-    httpMethod: method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    multiValueHeaders: {},
-    queryStringParameters: null,
-    multiValueQueryStringParameters: null,
-    pathParameters: { proxy: route.slice(1) },
-    stageVariables: null,
-    requestContext: {} as APIGatewayProxyEvent['requestContext'],
-    body: body === undefined ? null : JSON.stringify(body),
-    isBase64Encoded: false,
-  };
 }
 
 /** The proxy event for `POST /v2/models/{name}/infer`. */

@@ -17,6 +17,7 @@ import {
   LambdaClient,
 } from '@aws-sdk/client-lambda';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { proxyEvent } from '../../lambda/core/proxy-event';
 import type { ModelManifest } from '../../lambda/core/types';
 import { clearBundleCache } from '../../lib/bundling';
 import { ModelArtifact } from '../../lib/model-artifact';
@@ -54,14 +55,7 @@ afterAll(async () => {
 });
 
 async function infer(functionName: string, qualifier: string, headers: Record<string, string> = {}) {
-  const event = {
-    resource: '/{proxy+}',
-    path: '/v2/models/iris/infer',
-    httpMethod: 'POST',
-    headers: { 'Content-Type': 'application/json', ...headers },
-    body: JSON.stringify(manifest.sample?.request),
-    isBase64Encoded: false,
-  };
+  const event = proxyEvent('POST', '/v2/models/iris/infer', manifest.sample?.request, headers);
   const out = await lambdaClient.send(
     // moto reads the qualifier from the name, not from the Qualifier parameter the SDK sends.
     new InvokeCommand({ FunctionName: `${functionName}:${qualifier}`, Payload: JSON.stringify(event) }),

@@ -22,7 +22,7 @@ import {
 } from '../../lib/bundling';
 import { OnnxModelEndpoint } from '../../lib/onnx-model-endpoint';
 import type { ModelManifest } from '../../lambda/core/types';
-import { proxyEvent } from '../../lambda/handlers/pre-traffic-hook';
+import { proxyEvent } from '../../lambda/core/proxy-event';
 import { motoAwsEnv, motoS3Client, putModelFolder, startMoto, type MotoServer } from '../support/moto';
 
 const ROOT = path.join(__dirname, '..', '..');
