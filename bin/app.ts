@@ -15,12 +15,15 @@
  *
  * The model: `-c modelDir=DIR` (default models/iris), or `-c modelPackageGroup=G` for the newest Approved
  * package of a SageMaker model package group (`-c modelName=N` narrows it), resolved again whenever
- * `-c resolveToken=T` changes (the pipeline's synth step sets it to its build id).
+ * `-c resolveToken=T` changes (the pipeline's synth step sets it to its build id). A registry model is read
+ * from the bucket it was registered in: `-c modelBucket=NAME` (and `-c modelBucketKeyArn=ARN` for its KMS key),
+ * which then replaces each stage's own bucket.
  */
 import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import { STAGES, type StageName } from '../lib/config';
 import { pipelineConfig, type PipelineConfig, type PipelineStageTarget } from '../lib/config/pipeline';
+import type { ModelBucketRef } from '../lib/model-serving-stack';
 import { ModelSource } from '../lib/model-source';
 import { ModelPipelineStack, RESOLVE_TOKEN_CONTEXT } from '../lib/pipeline-stack';
 import { ServingStage } from '../lib/serving-stage';
@@ -33,6 +36,17 @@ const context = (key: string): string | undefined => {
   return typeof value === 'string' && value !== '' ? value : undefined;
 };
 const versionLockFile = context('versionLockFile') ?? path.join(ROOT, 'model-versions.json');
+
+function bucketRef(
+  bucketName: string | undefined,
+  encryptionKeyArn: string | undefined,
+): ModelBucketRef | undefined {
+  if (bucketName === undefined) {
+    if (encryptionKeyArn !== undefined) throw new Error('-c modelBucketKeyArn goes with -c modelBucket');
+    return undefined;
+  }
+  return { bucketName, encryptionKeyArn };
+}
 
 if (context('pipeline') === 'true') {
   // Every context key the pipeline read, so its synth step can pass them on.
@@ -64,6 +78,7 @@ if (context('pipeline') === 'true') {
     },
     stages: { dev: stage('dev'), stage: stage('stage'), prod: stage('prod') },
     modelPackageGroup: read('modelPackageGroup') ?? base.modelPackageGroup,
+    modelBucket: bucketRef(read('modelBucket'), read('modelBucketKeyArn')) ?? base.modelBucket,
     modelName: read('modelName') ?? base.modelName,
     prodApproval: approval === undefined ? base.prodApproval : approval === 'true',
   };
@@ -86,6 +101,12 @@ if (context('pipeline') === 'true') {
     region: context('region') ?? process.env.CDK_DEFAULT_REGION,
   };
   const group = context('modelPackageGroup');
+  const modelBucket = bucketRef(context('modelBucket'), context('modelBucketKeyArn'));
+  if (group && !modelBucket) {
+    throw new Error(
+      "-c modelPackageGroup needs -c modelBucket=NAME, the bucket its packages are registered in (mdk registry register --bucket): a stage's own bucket does not exist before its first deploy",
+    );
+  }
   const model = group
     ? {
         modelSource: ModelSource.fromRegistry(group, {
@@ -95,7 +116,13 @@ if (context('pipeline') === 'true') {
       }
     : { modelDir: context('modelDir') ?? path.join(ROOT, 'models', 'iris') };
   for (const config of Object.values(STAGES)) {
-    new ServingStage(app, `ModelServing-${config.stageName}`, { env, config, ...model, versionLockFile });
+    new ServingStage(app, `ModelServing-${config.stageName}`, {
+      env,
+      config,
+      ...model,
+      modelBucket,
+      versionLockFile,
+    });
   }
 }
 app.synth();

@@ -1,8 +1,17 @@
 import * as cdk from 'aws-cdk-lib';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import type { StageConfig } from './config/types';
 import type { ModelSource } from './model-source';
 import { OnnxModelEndpoint, ServingBackend } from './onnx-model-endpoint';
+
+/** A bucket that exists already, by name: e.g. the one `mdk registry register --bucket` uploads to. */
+export interface ModelBucketRef {
+  readonly bucketName: string;
+  /** Its KMS key, when it has one, so the servers may decrypt. @default - none (SSE-S3) */
+  readonly encryptionKeyArn?: string;
+}
 
 /** What a stage serves, and how: shared by ModelServingStack and ServingStage. */
 export interface ServingOptions {
@@ -14,6 +23,13 @@ export interface ServingOptions {
   readonly modelSource?: ModelSource;
   /** @default - none; see ModelArtifactProps.versionLockFile */
   readonly versionLockFile?: string;
+  /**
+   * Serve from this existing bucket instead of one the stack creates (and owns, with the stage's removal
+   * policy). Needed for a registry model: packages point into the bucket they were registered in, and a
+   * bucket the stack creates does not exist until it is deployed.
+   * @default - a new model bucket per stage
+   */
+  readonly modelBucket?: ModelBucketRef;
 }
 
 export interface ModelServingStackProps extends cdk.StackProps, ServingOptions {}
@@ -38,11 +54,23 @@ export class ModelServingStack extends cdk.Stack {
         `ModelServingStack ${this.node.path}: stage ${c.stageName} runs the CONTAINER backend but its config has no container settings`,
       );
     }
+    const existingBucket = props.modelBucket
+      ? s3.Bucket.fromBucketAttributes(this, 'ModelBucket', {
+          bucketName: props.modelBucket.bucketName,
+          encryptionKey:
+            props.modelBucket.encryptionKeyArn !== undefined
+              ? kms.Key.fromKeyArn(this, 'ModelBucketKey', props.modelBucket.encryptionKeyArn)
+              : undefined,
+        })
+      : undefined;
     this.endpoint = new OnnxModelEndpoint(this, 'Endpoint', {
       modelDir: props.modelDir,
       modelSource: props.modelSource,
       versionLockFile: props.versionLockFile,
-      bucketProps: { removalPolicy: c.removalPolicy, autoDeleteObjects: c.autoDeleteObjects },
+      existingBucket,
+      bucketProps: existingBucket
+        ? undefined
+        : { removalPolicy: c.removalPolicy, autoDeleteObjects: c.autoDeleteObjects },
       backend,
       functionProps:
         backend === ServingBackend.LAMBDA

@@ -180,8 +180,9 @@ export class ModelPipelineStack extends cdk.Stack {
                 modelName: config.modelName,
                 resolveToken: props.resolveToken,
               }),
+              modelBucket: config.modelBucket,
             }
-          : { modelDir: props.modelDir }),
+          : { modelDir: props.modelDir, modelBucket: config.modelBucket }),
         versionLockFile: props.versionLockFile,
       });
       stages[name] = stage;
@@ -522,6 +523,10 @@ function validatePipelineConfig(
   )
     throw new Error(
       `${where}: modelPackageGroup is not a model package group name: '${config.modelPackageGroup}'`,
+    );
+  if (config.modelPackageGroup !== undefined && config.modelBucket === undefined)
+    throw new Error(
+      `${where}: modelPackageGroup needs modelBucket, the bucket its packages are registered in (mdk registry register --bucket): a stage's own bucket does not exist before its first deploy, so no package can point into it`,
     );
   for (const key of Object.keys(synthContext ?? {}))
     if (!/^[\w:.-]+$/.test(key)) throw new Error(`${where}: synthContext key '${key}' is not a context key`);

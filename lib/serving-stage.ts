@@ -14,6 +14,7 @@ export class ServingStage extends cdk.Stage {
       config: props.config,
       modelDir: props.modelDir,
       modelSource: props.modelSource,
+      modelBucket: props.modelBucket,
       versionLockFile: props.versionLockFile,
       description: `model-deploy-kit ${props.config.stageName}: ONNX inference API, model bucket and alarms`,
     });

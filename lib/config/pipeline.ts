@@ -1,4 +1,5 @@
 import { ApiAuthorization } from '../inference-api';
+import type { ModelBucketRef } from '../model-serving-stack';
 import type { StageConfig, StageName } from './types';
 
 /** Where the pipeline reads the repository: a CodeStar Connections (CodeConnections) connection to GitHub, GitLab or Bitbucket. */
@@ -40,6 +41,12 @@ export interface PipelineConfig {
    * @default - none: the stages serve `modelDir`, and only a push to the branch starts the pipeline
    */
   readonly modelPackageGroup?: string;
+  /**
+   * The bucket the group's packages are registered in (`mdk registry register --bucket`), which every stage
+   * then reads; required with `modelPackageGroup`. A stage in another account needs the bucket's policy (and
+   * its key's) to let that account read. @default - none
+   */
+  readonly modelBucket?: ModelBucketRef;
   /**
    * With `modelPackageGroup`: the model the packages must be, which narrows the servers' read grant to its
    * versions. @default - any model in the group

@@ -33,6 +33,7 @@ const CROSS_ACCOUNT: PipelineConfig = {
     prod: { account: '222222222222', region: 'eu-west-1', smokeTest: false },
   },
   modelPackageGroup: 'iris-models',
+  modelBucket: { bucketName: 'registered-models' },
 };
 
 interface Built {
@@ -325,7 +326,13 @@ describe('ModelPipelineStack across accounts, started by model approvals', () =>
     for (const name of ['dev', 'stage', 'prod'] as const) {
       const serving = Template.fromStack(stack.stages[name].servingStack);
       serving.resourceCountIs('Custom::ModelVersion', 0);
-      serving.hasResourceProperties('Custom::RegistryModel', { GroupName: 'iris-models' });
+      serving.hasResourceProperties('Custom::RegistryModel', {
+        GroupName: 'iris-models',
+        BucketName: 'registered-models',
+      });
+      // every stage reads the bucket the packages are registered in; none has its own
+      serving.resourceCountIs('AWS::S3::Bucket', name === 'prod' ? 1 : 0);
+      expect(JSON.stringify(serving.findResources('AWS::IAM::Policy'))).toContain(':s3:::registered-models/');
     }
     const synth = stageNamed(t, 'Build').Actions[0]!;
     expect(buildSpecOf(t, synth).phases.build?.commands?.at(-1)).toMatch(
@@ -471,6 +478,10 @@ describe('ModelPipelineStack props', () => {
     [
       { ...CONFIG, modelPackageGroup: 'bad name!' },
       /modelPackageGroup is not a model package group name: 'bad name!'/,
+    ],
+    [
+      { ...CONFIG, modelPackageGroup: 'iris-models' },
+      /modelPackageGroup needs modelBucket, the bucket its packages are registered in/,
     ],
   ])('refuses a bad config (%#)', (config, message) => {
     expect(() => build(config as PipelineConfig)).toThrow(message);

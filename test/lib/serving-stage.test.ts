@@ -171,6 +171,23 @@ describe('ServingStage and ModelServingStack', () => {
     ).toThrow(/stage dev runs the CONTAINER backend but its config has no container settings/);
   });
 
+  test('modelBucket: the stage reads and publishes to an existing bucket, decrypting with its key, and creates none', () => {
+    const app = new cdk.App({ context: { 'aws:cdk:bundling-stacks': [] } });
+    const key = 'arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555';
+    const stack = new ModelServingStack(app, 'Serving', {
+      env: TEST_ENV,
+      config: STAGES.dev,
+      modelDir: IRIS_DIR,
+      modelBucket: { bucketName: 'shared-models', encryptionKeyArn: key },
+    });
+    const t = Template.fromStack(stack);
+    t.resourceCountIs('AWS::S3::Bucket', 0);
+    t.hasResourceProperties('Custom::ModelVersion', { DestinationBucket: 'shared-models' });
+    const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
+    expect(policies).toContain(':s3:::shared-models/iris/*');
+    expect(policies).toContain(key);
+  });
+
   test('every stage outputs its infer URL and model URI', () => {
     for (const t of Object.values(templates)) {
       const outputs = t.toJSON().Outputs as Record<string, unknown>;
