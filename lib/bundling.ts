@@ -35,6 +35,8 @@ export interface HandlerBundleOptions {
   readonly awaitAtInit?: string;
   /** A model folder to copy into the asset as `model/`. */
   readonly modelDir?: string;
+  /** Files to put beside `index.mjs`: name in the asset → path here. They count as the handler's bytes. */
+  readonly files?: Readonly<Record<string, string>>;
   /** Fail the synth when the unzipped asset is larger than this. */
   readonly maxBytes: number;
 }
@@ -174,7 +176,12 @@ function removeCacheAtExit(): void {
 }
 
 function bundleKey(options: HandlerBundleOptions): string {
-  const key = JSON.stringify({ ...options, architecture: nodeArch(options.architecture) });
+  // A file's bytes, not its path, tell two bundles apart: the same path may hold another manifest later.
+  const files = Object.entries(options.files ?? {}).map(([name, file]) => [
+    name,
+    crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'),
+  ]);
+  const key = JSON.stringify({ ...options, files, architecture: nodeArch(options.architecture) });
   return crypto.createHash('sha256').update(key).digest('hex');
 }
 
@@ -182,7 +189,11 @@ function bundleKey(options: HandlerBundleOptions): string {
 function buildBundle(options: HandlerBundleOptions, dir: string): BundleStats {
   const arch = nodeArch(options.architecture);
   runEsbuild(options, path.join(dir, 'index.mjs'));
-  const handlerBytes = fs.statSync(path.join(dir, 'index.mjs')).size;
+  let handlerBytes = fs.statSync(path.join(dir, 'index.mjs')).size;
+  for (const [name, file] of Object.entries(options.files ?? {})) {
+    fs.copyFileSync(file, path.join(dir, name));
+    handlerBytes += fs.statSync(file).size;
+  }
   let onnxRuntimeBytes = 0;
   if (options.includeOnnxRuntime) {
     copyOnnxRuntime(dir, arch, path.dirname(path.resolve(options.entry)));

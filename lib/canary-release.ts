@@ -3,9 +3,6 @@
  * after a pre-traffic hook has checked the new version with the manifest's `sample`, and rolls back when a
  * step's alarms fire.
  */
-import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as cdk from 'aws-cdk-lib';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as codedeploy from 'aws-cdk-lib/aws-codedeploy';
@@ -13,7 +10,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { bundledCode, esbuildModule, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
+import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
 import { ModelBucket, type IModelVersion } from './model-bucket';
 import { readModelFolder, type ModelManifestInfo } from './model-folder';
 
@@ -114,32 +111,6 @@ function checkShift(owner: string, shift: TrafficShift): void {
 function synthManifest(modelVersion: IModelVersion): ModelManifestInfo | undefined {
   const manifest = (modelVersion as { manifest?: unknown }).manifest;
   return typeof manifest === 'object' && manifest !== null ? (manifest as ModelManifestInfo) : undefined;
-}
-
-/** The hook's code with model.json beside index.mjs, where it reads it when MANIFEST_URI is unset. */
-function hookCodeWithManifest(manifestPath: string): lambda.Code {
-  const entry = runtimeEntry('pre-traffic-hook');
-  const manifestHash = crypto.createHash('sha256').update(fs.readFileSync(manifestPath)).digest('hex');
-  return lambda.Code.fromAsset(path.dirname(entry), {
-    assetHashType: cdk.AssetHashType.OUTPUT,
-    bundling: {
-      // Never pulled: the local bundler below always succeeds or throws.
-      image: cdk.DockerImage.fromRegistry('model-deploy-kit/local-bundling-only'),
-      command: ['mdk-local-bundle', 'pre-traffic-hook', manifestHash],
-      local: {
-        tryBundle(outputDir: string): boolean {
-          esbuildModule(
-            entry,
-            `export { handler } from './pre-traffic-hook';\n`,
-            path.join(outputDir, 'index.mjs'),
-            false,
-          );
-          fs.copyFileSync(manifestPath, path.join(outputDir, 'model.json'));
-          return true;
-        },
-      },
-    },
-  });
 }
 
 /**
@@ -250,14 +221,14 @@ export class CanaryRelease extends Construct {
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
       handler: 'index.handler',
-      code: manifestPath
-        ? hookCodeWithManifest(manifestPath)
-        : bundledCode({
-            entry: runtimeEntry('pre-traffic-hook'),
-            architecture: lambda.Architecture.ARM_64,
-            includeOnnxRuntime: false,
-            maxBytes: LAMBDA_UNZIPPED_LIMIT_BYTES,
-          }),
+      // With a bundled model the hook reads model.json beside index.mjs (MANIFEST_URI is unset).
+      code: bundledCode({
+        entry: runtimeEntry('pre-traffic-hook'),
+        architecture: lambda.Architecture.ARM_64,
+        includeOnnxRuntime: false,
+        files: manifestPath ? { 'model.json': manifestPath } : undefined,
+        maxBytes: LAMBDA_UNZIPPED_LIMIT_BYTES,
+      }),
       memorySize: 256,
       // A cold new version loads its model before it answers; CodeDeploy waits up to an hour for the verdict.
       timeout: cdk.Duration.minutes(2),

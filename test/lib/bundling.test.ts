@@ -2,6 +2,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { bundleHandler, clearBundleCache, runtimeEntry } from '../../lib/bundling';
 
 const ROOT = path.join(__dirname, '..', '..');
 
@@ -39,6 +41,36 @@ describe('bundleHandler', () => {
       expect(during).toContain('ok');
       expect(fs.readdirSync(tmp).filter((n) => n.startsWith('mdk-bundle-'))).toEqual([]);
     } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bundleHandler files', () => {
+  test('puts the files beside index.mjs, counts them as the handler, and a file with other bytes is another bundle', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-bundling-files-'));
+    try {
+      const manifest = path.join(tmp, 'model.json');
+      fs.writeFileSync(manifest, '{"name":"a"}');
+      const options = {
+        entry: runtimeEntry('pre-traffic-hook'),
+        architecture: lambda.Architecture.ARM_64,
+        includeOnnxRuntime: false,
+        files: { 'model.json': manifest },
+        maxBytes: 250 * 1024 * 1024,
+      };
+      const first = path.join(tmp, 'first');
+      const stats = bundleHandler(options, first);
+      expect(fs.readdirSync(first).sort()).toEqual(['index.mjs', 'model.json']);
+      expect(stats.handlerBytes).toBe(fs.statSync(path.join(first, 'index.mjs')).size + 12);
+      expect(stats.totalBytes).toBe(stats.handlerBytes);
+      // Same path, other bytes: not served from the cache.
+      fs.writeFileSync(manifest, '{"name":"b"}');
+      const second = path.join(tmp, 'second');
+      bundleHandler(options, second);
+      expect(fs.readFileSync(path.join(second, 'model.json'), 'utf8')).toBe('{"name":"b"}');
+    } finally {
+      clearBundleCache();
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   });

@@ -175,8 +175,9 @@ describe('handler', () => {
     const sent: { target?: string; body: unknown }[] = [];
     hook.codedeploy.middlewareStack.add(
       (next) => async (args) => {
-        const req = args.request as { headers: Record<string, string>; body: string };
-        sent.push({ target: req.headers['x-amz-target'], body: JSON.parse(req.body) as unknown });
+        const req = args.request as { headers: Record<string, string>; body: string | Uint8Array };
+        const body = typeof req.body === 'string' ? req.body : new TextDecoder().decode(req.body);
+        sent.push({ target: req.headers['x-amz-target'], body: JSON.parse(body) as unknown });
         return next(args);
       },
       { step: 'finalizeRequest', name: 'recordForTest' },
