@@ -33,21 +33,24 @@ export function grantReadModelVersion(
 }
 
 /**
- * s3:GetObject on every version of one model (`<name>/*`), and kms:Decrypt. For a server whose earlier
- * version may still start new instances or tasks: during a canary, and after a rollback.
+ * s3:GetObject on every version of one model (`<name>/*`), or on every object when the name is not known
+ * at synth, and kms:Decrypt. For a server whose earlier version may still start new instances or tasks:
+ * during a canary, and after a rollback.
  */
 export function grantReadModelVersions(
   bucket: s3.IBucket,
   grantee: iam.IGrantable,
-  modelName: string,
+  modelName: string | undefined,
 ): iam.Grant {
-  const objects = bucket.arnForObjects(`${modelName}/*`);
+  const objects = bucket.arnForObjects(modelName !== undefined ? `${modelName}/*` : '*');
   const grant = iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [objects] });
   bucket.encryptionKey?.grantDecrypt(grantee);
   acknowledgeWildcards(
     grantee.grantPrincipal,
     [objects],
-    `Reads every version of model ${modelName}: during a release and after a rollback the previous version still starts instances, and they must read their own model.`,
+    modelName !== undefined
+      ? `Reads every version of model ${modelName}: during a release and after a rollback the previous version still starts instances, and they must read their own model.`
+      : 'Reads any model in the model bucket: the model is resolved at deploy (a registry package), so its name is not known at synth; give RegistryModel a modelName to narrow this.',
   );
   return grant;
 }

@@ -5,7 +5,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { CustomResourceProvider } from './custom-resource-provider';
 import { ModelArtifact } from './model-artifact';
-import type { IModelVersion } from './model-bucket';
+import { grantReadModelVersions, type IModelVersion } from './model-bucket';
 import { acknowledgeWildcards } from './nag';
 
 /** What a model source needs from the endpoint that serves it. */
@@ -225,17 +225,7 @@ export class RegistryModel extends Construct implements IModelVersion {
    * previous package (a canary, a rollback) must keep reading it.
    */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
-    const objects = this.bucket.arnForObjects(this.knownName !== undefined ? `${this.knownName}/*` : '*');
-    const grant = iam.Grant.addToPrincipal({ grantee, actions: ['s3:GetObject'], resourceArns: [objects] });
-    this.bucket.encryptionKey?.grantDecrypt(grantee);
-    acknowledgeWildcards(
-      grantee.grantPrincipal,
-      [objects],
-      this.knownName !== undefined
-        ? `Reads every version of model ${this.knownName}: the package is resolved at deploy, and a function version or task still serving the previous one (canary, rollback) must keep reading it.`
-        : 'Reads any model in the model bucket: the package, and so the model name, is resolved at deploy; give RegistryModel a modelName to narrow this.',
-    );
-    return grant;
+    return grantReadModelVersions(this.bucket, grantee, this.knownName);
   }
 }
 
