@@ -249,18 +249,19 @@ export class ModelPipelineStack extends cdk.Stack {
       }
       envFromCfnOutputs.MODEL_URI = serving.modelUriOutput;
       model = '"$MODEL_URI"';
+      // The registry's bucket is named in the config (validated with the group), so the read is that bucket's.
+      const bucket = config.modelBucket as NonNullable<PipelineConfig['modelBucket']>;
       statements.push(
         new iam.PolicyStatement({
           actions: ['s3:GetObject'],
-          resources: [`arn:${this.partition}:s3:::*/*/model.json`],
-          conditions: { StringEquals: { 's3:ResourceAccount': account } },
-        }),
-        new iam.PolicyStatement({
-          actions: ['kms:Decrypt'],
-          resources: [`arn:${this.partition}:kms:${region}:${account}:key/*`],
-          conditions: { StringEquals: { 'kms:ViaService': `s3.${region}.amazonaws.com` } },
+          resources: [`arn:${this.partition}:s3:::${bucket.bucketName}/*/model.json`],
         }),
       );
+      if (bucket.encryptionKeyArn !== undefined) {
+        statements.push(
+          new iam.PolicyStatement({ actions: ['kms:Decrypt'], resources: [bucket.encryptionKeyArn] }),
+        );
+      }
     }
     const args = ['--url', '"$API_URL"', '--model', model, '--wait', '120'];
     let policy: iam.PolicyStatement;
@@ -331,7 +332,7 @@ const GRANT_REASONS = {
   describeAnything:
     'Actions with no resource-level permissions or read-only lookups CDK Pipelines needs: CloudFormation DescribeStacks and s3:ListBucket for self-mutation, StartBuild/BatchGetBuilds of asset projects, and the cross-region replication key (known by alias only).',
   smokeManifest:
-    "The smoke test reads the deployed version's model.json, whose bucket name exists only after the stage deploys: only model.json objects, only in buckets of the stage's account, and decryption only through S3.",
+    "The smoke test reads the deployed version's model.json, whose version is resolved at deploy: only model.json objects, only in the registry's model bucket.",
   smokeApi:
     "The smoke test calls the stage's API, whose id exists only after that stage deploys: it may call only the health and infer routes of the API stage, in the stage's account and region (or read its API key).",
 } as const;
@@ -466,14 +467,7 @@ function classifyResource(
     return GRANT_REASONS.smokeApi;
   if (
     actions.every((a) => a === 's3:GetObject') &&
-    /^arn:(<[^>]+>|[a-z-]+):s3:::\*\/\*\/model\.json$/.test(resource) &&
-    JSON.stringify(statement.Condition ?? {}).includes('s3:ResourceAccount')
-  )
-    return GRANT_REASONS.smokeManifest;
-  if (
-    actions.every((a) => a === 'kms:Decrypt') &&
-    new RegExp(`:kms:${SEG}:${SEG}:key/\\*$`).test(resource) &&
-    JSON.stringify(statement.Condition ?? {}).includes('kms:ViaService')
+    /^arn:(<[^>]+>|[a-z-]+):s3:::[a-z0-9][a-z0-9.-]*\/\*\/model\.json$/.test(resource)
   )
     return GRANT_REASONS.smokeManifest;
   if (

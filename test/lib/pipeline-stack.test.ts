@@ -348,11 +348,24 @@ describe('ModelPipelineStack across accounts, started by model approvals', () =>
       type: 'PLAINTEXT',
       value: `#{${artifact}.ModelUri}`,
     });
-    // it may read model.json objects in the stage account's buckets, decrypting through S3 only
+    // it may read model.json objects in the registry's bucket, and nothing else of S3
     const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
-    expect(policies).toContain('"s3:ResourceAccount":"333333333333"');
-    expect(policies).toContain(':s3:::*/*/model.json');
-    expect(policies).toContain('"kms:ViaService":"s3.us-east-1.amazonaws.com"');
+    expect(policies).toContain(':s3:::registered-models/*/model.json');
+    expect(policies).not.toContain(':s3:::*/');
+    // the bucket's key, when it has one, and only that key
+    const keyArn = 'arn:aws:kms:us-east-1:111111111111:key/11111111-2222-3333-4444-555555555555';
+    const keyed = build({
+      ...CROSS_ACCOUNT,
+      modelBucket: { bucketName: 'registered-models', encryptionKeyArn: keyArn },
+    });
+    const keyedPolicies = Object.values(keyed.t.findResources('AWS::IAM::Policy')).flatMap(
+      (p) =>
+        (p as { Properties: { PolicyDocument: { Statement: { Action: unknown; Resource: unknown }[] } } })
+          .Properties.PolicyDocument.Statement,
+    );
+    expect(keyedPolicies).toContainEqual(
+      expect.objectContaining({ Action: 'kms:Decrypt', Resource: keyArn }),
+    );
   });
 
   test('the token a run resolves with reaches each stage', () => {
