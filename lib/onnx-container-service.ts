@@ -19,7 +19,7 @@ import {
 import { InferenceBackend } from './inference-api';
 import type { IModelVersion } from './model-bucket';
 import { readModelFolder, type ModelFolder } from './model-folder';
-import { METRICS_NAMESPACE, METRICS_SERVICE, type InferenceLimits, type LogLevel } from './onnx-function';
+import { METRICS_NAMESPACE, METRICS_SERVICE, type InferenceLimits, type LogLevel } from './model-function';
 import { checkPositiveInteger } from './validate';
 
 /** Dynamic batching: concurrent requests are merged into one model run. */

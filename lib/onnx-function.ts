@@ -2,22 +2,12 @@ import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry, type BundleStats } from './bundling';
 import type { IModelVersion } from './model-bucket';
-import { readModelFolder, type ModelFolder } from './model-folder';
+import { readModelFolder } from './model-folder';
 import { CustomResourceProvider } from './custom-resource-provider';
+import { ModelFunction, type ModelFunctionOptions } from './model-function';
 import { checkPositiveInteger } from './validate';
-
-/** The namespace and service name the runtime's Powertools metrics use. */
-export const METRICS_NAMESPACE = 'ModelDeployKit';
-export const METRICS_SERVICE = 'model-deploy-kit';
-
-/** Where a bundled model sits inside the Lambda asset. */
-const BUNDLED_MODEL_PATH = '/var/task/model';
-
-export type LogLevel = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 
 /** The name of a function's own model's variant, when it has a challenger. */
 export const DEFAULT_VARIANT_NAME = 'primary';
@@ -45,17 +35,7 @@ export interface ModelVariant {
   readonly modelVersion: string;
 }
 
-/** Request limits the runtime enforces before it runs the model. */
-export interface InferenceLimits {
-  /** @default - the runtime's: 6 MB in Lambda (API Gateway's synchronous payload limit) */
-  readonly maxPayloadBytes?: number;
-  /** Rows in one request. @default 1024 */
-  readonly maxBatch?: number;
-  /** Tensor elements in one request. @default 16,777,216 */
-  readonly maxElements?: number;
-}
-
-export interface OnnxFunctionProps {
+export interface OnnxFunctionProps extends ModelFunctionOptions {
   /**
    * The model version to serve from S3; the function gets read access to that version only, and its sha256.
    * Give this or `bundledModelDir`.
@@ -68,64 +48,11 @@ export interface OnnxFunctionProps {
    * @default - none
    */
   readonly bundledModelDir?: string;
-  /** @default lambda.Architecture.ARM_64 */
-  readonly architecture?: lambda.Architecture;
-  /**
-   * A Node.js runtime, 22 or newer.
-   * @default lambda.Runtime.NODEJS_22_X
-   */
-  readonly runtime?: lambda.Runtime;
-  /**
-   * Memory in MB; it also sets the CPU share, and onnxruntime uses every vCPU Lambda gives.
-   * @default 2048
-   */
-  readonly memorySize?: number;
-  /**
-   * @default Duration.seconds(30): API Gateway gives up after 29 s
-   */
-  readonly timeout?: cdk.Duration;
-  /** @default - unreserved: the function shares the account's concurrency */
-  readonly reservedConcurrentExecutions?: number;
   /**
    * Warm instances kept on the `live` alias: no cold starts up to this concurrency, billed while idle.
    * @default 0
    */
   readonly provisionedConcurrentExecutions?: number;
-  /** @default lambda.Tracing.DISABLED */
-  readonly tracing?: lambda.Tracing;
-  /**
-   * Retention of the log group this construct creates.
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
-  /**
-   * Bring your own log group.
-   * @default - a new log group with `logRetention`, destroyed with the function
-   */
-  readonly logGroup?: logs.ILogGroup;
-  /** @default 'INFO' */
-  readonly logLevel?: LogLevel;
-  /**
-   * Log request bodies (the first 4 KB). Payloads may hold personal data.
-   * @default false
-   */
-  readonly logPayloads?: boolean;
-  /** @default - the runtime's defaults */
-  readonly limits?: InferenceLimits;
-  /**
-   * onnxruntime intra-op threads.
-   * @default - one per vCPU
-   */
-  readonly intraOpThreads?: number;
-  /** Extra environment variables. @default - none */
-  readonly environment?: Record<string, string>;
-  /**
-   * Fail the synth if the unzipped code asset is bigger than this.
-   * @default - 250 MB, Lambda's own limit
-   */
-  readonly maxAssetSizeBytes?: number;
-  /** @default - a description naming the model */
-  readonly description?: string;
   /**
    * A/B test a second model version: the `live` alias sends `weight` of requests to a Lambda version that
    * serves it, the rest to this deploy's version, as SageMaker's production variants do. Requests with an
@@ -143,65 +70,33 @@ export interface OnnxFunctionProps {
   readonly liveVersion?: string;
 }
 
-function nodeMajor(runtime: lambda.Runtime): number | undefined {
-  const m = /^nodejs(\d+)\.x$/.exec(runtime.name);
-  return m?.[1] ? Number(m[1]) : undefined;
-}
-
 /**
  * The inference Lambda: the model-deploy-kit runtime (`lambda/handlers/api.ts`), bundled locally with
  * onnxruntime-node for the target architecture only. The model loads during init, from S3 with its
  * sha256 checked, or from the bundle. API Gateway should call `alias`.
  */
-export class OnnxFunction extends Construct implements iam.IGrantable {
-  public readonly function: lambda.Function;
+export class OnnxFunction extends ModelFunction {
   /** The `live` alias on the current version: what the API calls, and where provisioned concurrency sits. */
   public readonly alias: lambda.Alias;
-  public readonly role: iam.IRole;
-  public readonly logGroup: logs.ILogGroup;
-  public readonly grantPrincipal: iam.IPrincipal;
-  public readonly modelName: string;
-  public readonly modelVersion: string;
-  /** What MODEL_URI is set to. */
-  public readonly modelUri: string;
-  public readonly architecture: lambda.Architecture;
-  /** The reserved concurrency, if any: the ceiling concurrency alarms measure against. */
-  public readonly reservedConcurrentExecutions?: number;
   /** The version `alias` points at: the one this deploy publishes, or `liveVersion`. */
   public readonly liveVersion: lambda.IVersion;
   /** The variants behind `alias`: one, or the primary and its challenger. */
   public readonly variants: ModelVariant[];
-  private stats?: BundleStats;
 
   constructor(scope: Construct, id: string, props: OnnxFunctionProps) {
-    super(scope, id);
-    if ((props.artifact === undefined) === (props.bundledModelDir === undefined)) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: give exactly one of artifact (serve from S3) or bundledModelDir (bundle the model), got ${props.artifact ? 'both' : 'neither'}`,
-      );
-    }
-    const runtime = props.runtime ?? lambda.Runtime.NODEJS_22_X;
-    const major = nodeMajor(runtime);
-    if (major === undefined || major < 22) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: runtime must be Node.js 22 or newer (nodejs20.x is deprecated), got ${runtime.name}`,
-      );
-    }
-    const memorySize = props.memorySize ?? 2048;
-    if (!Number.isInteger(memorySize) || memorySize < 128 || memorySize > 10240) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: memorySize must be an integer from 128 to 10240 MB, got ${memorySize}`,
-      );
-    }
-    const timeout = props.timeout ?? cdk.Duration.seconds(30);
-    if (timeout.toSeconds() < 1 || timeout.toSeconds() > 900) {
-      throw new Error(
-        `OnnxFunction ${this.node.path}: timeout must be 1 s to 15 min, got ${timeout.toHumanString()}`,
-      );
-    }
+    super(scope, id, {
+      ...props,
+      handler: 'api',
+      purpose: 'inference',
+      description: props.description ?? OnnxFunction.describe(props),
+      // Kept, so `live` can be pointed back at any earlier version (liveVersion, or by hand).
+      currentVersionOptions: {
+        removalPolicy: cdk.RemovalPolicy.RETAIN,
+        description: OnnxFunction.versionDescription(props),
+      },
+    });
     const owner = `OnnxFunction ${this.node.path}`;
     const reserved = props.reservedConcurrentExecutions;
-    checkPositiveInteger(owner, 'reservedConcurrentExecutions', reserved);
     const provisioned = props.provisionedConcurrentExecutions ?? 0;
     checkPositiveInteger(owner, 'provisionedConcurrentExecutions', provisioned, true);
     if (reserved !== undefined && provisioned > reserved) {
@@ -209,11 +104,6 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
         `OnnxFunction ${this.node.path}: provisionedConcurrentExecutions (${provisioned}) cannot exceed reservedConcurrentExecutions (${reserved})`,
       );
     }
-    const limits = props.limits ?? {};
-    for (const key of ['maxPayloadBytes', 'maxBatch', 'maxElements'] as const) {
-      checkPositiveInteger(owner, `limits.${key}`, limits[key]);
-    }
-    checkPositiveInteger(owner, 'intraOpThreads', props.intraOpThreads);
     if (props.liveVersion !== undefined && !/^[1-9]\d*$/.test(props.liveVersion)) {
       throw new Error(
         `${owner}: liveVersion must be a published version number such as '12', got ${JSON.stringify(props.liveVersion)}`,
@@ -248,112 +138,16 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       throw new Error(`${owner}: variantName names the primary of an A/B test, but there is no challenger`);
     }
 
-    this.architecture = props.architecture ?? lambda.Architecture.ARM_64;
-    this.reservedConcurrentExecutions = reserved;
-    const environment: Record<string, string> = {
-      POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
-      POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
-      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-      LOG_PAYLOADS: props.logPayloads ? 'true' : 'false',
-    };
-    let bundledFolder: ModelFolder | undefined;
-    if (props.artifact) {
-      this.modelName = props.artifact.modelName;
-      this.modelVersion = props.artifact.version;
-      this.modelUri = props.artifact.s3Uri;
-      environment.MODEL_SHA256 = props.artifact.sha256;
-    } else {
-      bundledFolder = readModelFolder(props.bundledModelDir as string);
-      const folder = bundledFolder;
-      this.modelName = folder.manifest.name;
-      this.modelVersion = folder.manifest.version;
-      this.modelUri = BUNDLED_MODEL_PATH;
-      environment.MODEL_SHA256 = folder.sha256;
-    }
-    environment.MODEL_URI = this.modelUri;
-    environment.MODEL_NAME = this.modelName;
-    if (limits.maxPayloadBytes !== undefined) environment.MAX_PAYLOAD_BYTES = String(limits.maxPayloadBytes);
-    if (limits.maxBatch !== undefined) environment.MAX_BATCH = String(limits.maxBatch);
-    if (limits.maxElements !== undefined) environment.MAX_ELEMENTS = String(limits.maxElements);
-    if (props.intraOpThreads !== undefined) environment.ORT_INTRA_OP_THREADS = String(props.intraOpThreads);
     if (challenger) {
-      environment.MODEL_VARIANT = variantName;
-      environment.MODEL_VARIANTS = cdk.Stack.of(this).toJsonString({
-        [variantName]: { uri: this.modelUri, sha256: environment.MODEL_SHA256 },
-        [challengerName]: { uri: challenger.model.s3Uri, sha256: challenger.model.sha256 },
-      });
+      this.function.addEnvironment('MODEL_VARIANT', variantName);
+      this.function.addEnvironment(
+        'MODEL_VARIANTS',
+        cdk.Stack.of(this).toJsonString({
+          [variantName]: { uri: this.modelUri, sha256: this.modelSha256 },
+          [challengerName]: { uri: challenger.model.s3Uri, sha256: challenger.model.sha256 },
+        }),
+      );
     }
-    Object.assign(environment, props.environment ?? {});
-
-    this.logGroup =
-      props.logGroup ??
-      new logs.LogGroup(this, 'Logs', {
-        retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-        removalPolicy: cdk.RemovalPolicy.DESTROY,
-      });
-    // Its own role, not AWSLambdaBasicExecutionRole: it may write to this log group and nothing else.
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Runs the ${this.modelName} inference function`,
-    });
-    this.logGroup.grantWrite(role);
-    this.role = role;
-    this.grantPrincipal = role;
-
-    this.function = new lambda.Function(this, 'Function', {
-      description:
-        props.description ??
-        `model-deploy-kit: serves ${this.modelName} ${this.modelVersion} (ONNX, KServe V2)`,
-      runtime,
-      architecture: this.architecture,
-      handler: 'index.handler',
-      code: bundledCode(
-        {
-          entry: runtimeEntry('api'),
-          architecture: this.architecture,
-          includeOnnxRuntime: true,
-          awaitAtInit: 'ready',
-          modelDir: bundledFolder?.dir,
-          maxBytes: props.maxAssetSizeBytes ?? LAMBDA_UNZIPPED_LIMIT_BYTES,
-        },
-        (stats) => {
-          this.stats = stats;
-        },
-      ),
-      memorySize,
-      timeout,
-      reservedConcurrentExecutions: reserved,
-      tracing: props.tracing ?? lambda.Tracing.DISABLED,
-      environment,
-      role,
-      logGroup: this.logGroup,
-      // Kept, so `live` can be pointed back at any earlier version (liveVersion, or by hand).
-      currentVersionOptions: {
-        removalPolicy: cdk.RemovalPolicy.RETAIN,
-        description: `${this.modelName} ${this.modelVersion}`,
-      },
-    });
-    if (props.artifact) {
-      props.artifact.grantRead(role);
-      // Provisioned instances load the model during the deploy: the version must be in place first.
-      this.function.node.addDependency(props.artifact.resource);
-    }
-    // The tracing grant is the only statement on Resource::*; it lands in the role's default policy.
-    const tracingPolicy = role.node.tryFindChild('DefaultPolicy');
-    if (
-      tracingPolicy &&
-      (props.tracing === lambda.Tracing.ACTIVE || props.tracing === lambda.Tracing.PASS_THROUGH)
-    ) {
-      cdk.Validations.of(tracingPolicy).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::*]',
-        reason: 'X-Ray PutTraceSegments and PutTelemetryRecords have no resource-level permissions.',
-      });
-    }
-    cdk.Validations.of(this.function).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason:
-        'The runtime is a prop (Node.js 22 or newer, checked); the default is the one the bundle is tested on.',
-    });
 
     this.liveVersion =
       props.liveVersion !== undefined
@@ -370,10 +164,10 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
     };
     this.variants = [primaryVariant];
     if (challenger) {
-      challenger.model.grantRead(role);
+      challenger.model.grantRead(this.role);
       const published = this.publishVariant(challengerName, challenger.model, {
         MODEL_URI: [this.modelUri, challenger.model.s3Uri],
-        MODEL_SHA256: [environment.MODEL_SHA256, challenger.model.sha256],
+        MODEL_SHA256: [this.modelSha256, challenger.model.sha256],
         MODEL_VARIANT: [variantName, challengerName],
       });
       this.variants.push({
@@ -439,11 +233,6 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
       lambda: this.function,
       version: resource.getAttString('Version'),
     });
-  }
-
-  /** Sizes of the code asset, when this synth bundled it (not when bundling was skipped). */
-  public get bundleStats(): BundleStats | undefined {
-    return this.stats;
   }
 
   /**
@@ -521,78 +310,24 @@ export class OnnxFunction extends Construct implements iam.IGrantable {
   }
 
   /** Invoke rights on the `live` alias. */
-  public grantInvoke(grantee: iam.IGrantable): iam.Grant {
+  public override grantInvoke(grantee: iam.IGrantable): iam.Grant {
     return this.alias.grantInvoke(grantee);
   }
 
-  public metricInvocations(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.function.metricInvocations({ statistic: 'Sum', ...props });
+  private static describe(props: OnnxFunctionProps): string | undefined {
+    const m = OnnxFunction.model(props);
+    return m && `model-deploy-kit: serves ${m.name} ${m.version} (ONNX, KServe V2)`;
   }
 
-  public metricErrors(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.function.metricErrors({ statistic: 'Sum', ...props });
+  private static versionDescription(props: OnnxFunctionProps): string | undefined {
+    const m = OnnxFunction.model(props);
+    return m && `${m.name} ${m.version}`;
   }
 
-  public metricThrottles(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.function.metricThrottles({ statistic: 'Sum', ...props });
-  }
-
-  /** Function duration; p99 by default. */
-  public metricDuration(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.function.metricDuration({ statistic: 'p99', ...props });
-  }
-
-  /** Concurrent executions of this function (Maximum). */
-  public metricConcurrentExecutions(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.function.metric('ConcurrentExecutions', { statistic: 'Maximum', ...props });
-  }
-
-  /** Errors as a percentage of invocations. */
-  public metricErrorRate(props?: { period?: cdk.Duration }): cloudwatch.MathExpression {
-    const period = props?.period ?? cdk.Duration.minutes(5);
-    return new cloudwatch.MathExpression({
-      expression: 'IF(invocations > 0, 100 * errors / invocations, 0)',
-      usingMetrics: {
-        errors: this.metricErrors({ period }),
-        invocations: this.metricInvocations({ period }),
-      },
-      label: 'Error rate (%)',
-      period,
-    });
-  }
-
-  /** The model run alone, as the runtime measures it (EMF); p99 by default. */
-  public metricInferenceLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('InferenceLatency', { statistic: 'p99', ...props });
-  }
-
-  /** Rows per model run (EMF); average by default. */
-  public metricBatchSize(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('BatchSize', { statistic: 'Average', ...props });
-  }
-
-  /** Requests rejected as bad (400) by the runtime (EMF). */
-  public metricBadRequests(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('BadRequestErrors', { statistic: 'Sum', ...props });
-  }
-
-  /** Init phases that could not load the model (EMF); such an instance answers 503. */
-  public metricModelLoadFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: 'ModelLoadFailures',
-      dimensionsMap: { service: METRICS_SERVICE },
-      statistic: 'Sum',
-      ...props,
-    });
-  }
-
-  private runtimeMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName,
-      dimensionsMap: { service: METRICS_SERVICE, model: this.modelName },
-      ...props,
-    });
+  private static model(props: OnnxFunctionProps): { name: string; version: string } | undefined {
+    if (props.artifact) return { name: props.artifact.modelName, version: props.artifact.version };
+    if (props.bundledModelDir === undefined) return undefined;
+    const { manifest } = readModelFolder(props.bundledModelDir);
+    return { name: manifest.name, version: manifest.version };
   }
 }

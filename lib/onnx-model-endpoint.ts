@@ -1,6 +1,5 @@
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
-import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import {
@@ -10,24 +9,14 @@ import {
   type InferenceApiProps,
 } from './inference-api';
 import { CanaryRelease, type TrafficShift } from './canary-release';
-import {
-  grantReadModelVersions,
-  ModelBucket,
-  type IModelVersion,
-  type ModelBucketProps,
-} from './model-bucket';
+import { grantReadModelVersions, type IModelVersion, type ModelBucket } from './model-bucket';
+import { bindModel, ModelDelivery, type ModelSourceProps } from './model-binding';
 import { ModelMonitoring, type ModelMonitoringProps } from './model-monitoring';
 import { OnnxContainerService, type OnnxContainerServiceProps } from './onnx-container-service';
 import { OnnxFunction, type OnnxFunctionProps } from './onnx-function';
 import { ModelSource } from './model-source';
 
-/** Where the server gets the model from. */
-export enum ModelDelivery {
-  /** An immutable version in the model bucket, read at start and checked against its sha256. */
-  S3 = 'S3',
-  /** Inside the Lambda code asset or the container image: for small models; no bucket read at start. */
-  BUNDLED = 'BUNDLED',
-}
+export { ModelDelivery } from './model-binding';
 
 /** What runs the model. */
 export enum ServingBackend {
@@ -57,26 +46,7 @@ export interface ReleaseOptions {
   readonly preTrafficCheck?: boolean;
 }
 
-export interface OnnxModelEndpointProps {
-  /** A model folder: `model.onnx` and `model.json` (name, version, sha256). Give this or `modelSource`. @default - none */
-  readonly modelDir?: string;
-  /**
-   * Where the model comes from: `ModelSource.fromFolder(dir)` (the same as `modelDir`) or
-   * `ModelSource.fromRegistry(group)`, the newest Approved package, resolved at deploy.
-   * @default - none
-   */
-  readonly modelSource?: ModelSource;
-  /** @default ModelDelivery.S3 */
-  readonly delivery?: ModelDelivery;
-  /**
-   * Put model versions in this bucket instead of a new one.
-   * @default - a new ModelBucket with `bucketProps`
-   */
-  readonly existingBucket?: s3.IBucket;
-  /** Settings for the bucket this construct creates. @default - ModelBucket's defaults */
-  readonly bucketProps?: Omit<ModelBucketProps, 'existingBucket'>;
-  /** See ModelArtifactProps.versionLockFile. @default - none */
-  readonly versionLockFile?: string;
+export interface OnnxModelEndpointProps extends ModelSourceProps {
   /** @default ServingBackend.LAMBDA */
   readonly backend?: ServingBackend;
   /** For the LAMBDA backend. @default - OnnxFunction's defaults */
@@ -147,25 +117,6 @@ export class OnnxModelEndpoint extends Construct {
     const delivery = props.delivery ?? ModelDelivery.S3;
     this.backend = props.backend ?? ServingBackend.LAMBDA;
     const container = this.backend === ServingBackend.CONTAINER;
-    if ((props.modelDir === undefined) === (props.modelSource === undefined)) {
-      throw new Error(
-        `${owner}: give exactly one of modelDir or modelSource, got ${props.modelDir ? 'both' : 'neither'}`,
-      );
-    }
-    const source = props.modelSource ?? ModelSource.fromFolder(props.modelDir as string);
-    if (delivery === ModelDelivery.BUNDLED && source.modelDir === undefined) {
-      throw new Error(
-        `${owner}: delivery BUNDLED needs a model folder at synth; a registry model is read from S3`,
-      );
-    }
-    if (
-      delivery === ModelDelivery.BUNDLED &&
-      (props.existingBucket || props.bucketProps || props.versionLockFile)
-    ) {
-      throw new Error(
-        `${owner}: existingBucket, bucketProps and versionLockFile apply to S3 delivery, but delivery is BUNDLED`,
-      );
-    }
     if (container && (props.functionProps || props.integration)) {
       throw new Error(
         `${owner}: functionProps and integration apply to the LAMBDA backend, but backend is CONTAINER`,
@@ -204,20 +155,18 @@ export class OnnxModelEndpoint extends Construct {
           "ECS's circuit breaker and deployment alarms",
       );
     }
-    if (delivery === ModelDelivery.S3) {
-      this.modelBucket = new ModelBucket(this, 'Models', {
-        ...(props.bucketProps ?? {}),
-        existingBucket: props.existingBucket,
+    const bound = bindModel(this, owner, props);
+    this.modelBucket = bound.modelBucket;
+    this.artifact = bound.artifact;
+    if (props.challenger && this.artifact) {
+      const c = props.challenger;
+      const challengerSource = c.modelSource ?? ModelSource.fromFolder(c.modelDir as string);
+      this.challengerArtifact = challengerSource.bind(this, 'ChallengerModel', {
+        bucket: this.artifact.bucket,
+        versionLockFile: props.versionLockFile,
       });
-      const bind = { bucket: this.modelBucket.bucket, versionLockFile: props.versionLockFile };
-      this.artifact = source.bind(this, 'Model', bind);
-      if (props.challenger) {
-        const c = props.challenger;
-        const challengerSource = c.modelSource ?? ModelSource.fromFolder(c.modelDir as string);
-        this.challengerArtifact = challengerSource.bind(this, 'ChallengerModel', bind);
-      }
     }
-    const bundled = delivery === ModelDelivery.BUNDLED ? source.modelDir : undefined;
+    const bundled = bound.bundledModelDir;
     let backend: InferenceBackend;
     if (container) {
       const service = new OnnxContainerService(this, 'Container', {

@@ -3,7 +3,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { ApiAuthorization, ApiQuota, ApiThrottle } from '../inference-api';
 import type { AlarmThresholds } from '../model-monitoring';
 import type { BatchingOptions } from '../onnx-container-service';
-import type { LogLevel } from '../onnx-function';
+import type { LogLevel } from '../model-function';
 import type { ReleaseOptions, ServingBackend } from '../onnx-model-endpoint';
 
 export type StageName = 'dev' | 'stage' | 'prod';

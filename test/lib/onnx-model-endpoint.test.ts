@@ -276,7 +276,7 @@ describe('OnnxModelEndpoint', () => {
     [
       'both a folder and a source',
       { modelSource: ModelSource.fromFolder(IRIS_DIR) },
-      /give exactly one of modelDir or modelSource, got both/,
+      /give exactly one of modelDir, modelSource or model, got 2/,
     ],
   ])('%s is refused', (_name, props, message) => {
     expect(() => new OnnxModelEndpoint(testStack(), 'Iris', { modelDir: IRIS_DIR, ...props })).toThrow(
