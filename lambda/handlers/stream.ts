@@ -1,0 +1,90 @@
+/**
+ * Queue and stream inference: an SQS or Kinesis event source mapping invokes it with a batch of records;
+ * it predicts them (lambda/core/stream.ts) and sends the predictions to the destination in DESTINATION_TYPE.
+ * It answers with a partial batch response, so only the records that failed are retried.
+ * The model, the clients, the logger and metrics are made once, at init.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { Context, KinesisStreamBatchResponse, SQSBatchResponse } from 'aws-lambda';
+import { resolveLimits } from '../core/limits';
+import type { OnnxModel } from '../core/model';
+import { openModel } from '../core/open';
+import { runtimeConfigFromEnv } from '../core/runtime-config';
+import { createSink, destinationFromEnv } from '../core/sinks';
+import { processRecords, streamRecords, type StreamEvent } from '../core/stream';
+
+const logger = new Logger({ serviceName: 'model-deploy-kit' });
+const metrics = new Metrics({ namespace: 'ModelDeployKit', serviceName: 'model-deploy-kit' });
+// SQS messages and Kinesis records are at most 1 MiB; MAX_PAYLOAD_BYTES can lower the bar.
+const config = runtimeConfigFromEnv(process.env, { maxPayloadBytes: 1024 * 1024 });
+const limits = resolveLimits(config.limits);
+const destination = destinationFromEnv(process.env);
+const PAYLOAD_LOG_BYTES = 4096;
+
+const sink = createSink(destination, {
+  sqs: destination.type === 'sqs' ? new SQSClient({}) : undefined,
+  eventBridge: destination.type === 'eventbridge' ? new EventBridgeClient({}) : undefined,
+  // The Kinesis client defaults to HTTP/2, which only SubscribeToShard needs; PutRecords is fine on HTTP/1.1,
+  // which every endpoint (moto included) speaks.
+  kinesis:
+    destination.type === 'kinesis' ? new KinesisClient({ requestHandler: new NodeHttpHandler() }) : undefined,
+});
+
+/** Starts at init, so the first batch does not pay for the download and session creation. */
+export const ready: Promise<OnnxModel> = (async () => {
+  const started = performance.now();
+  const { model, source } = await openModel(
+    { location: config.modelUri, name: config.modelName, expectedSha256: config.modelSha256 },
+    { session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning } },
+  );
+  const loadMs = performance.now() - started;
+  metrics.setDefaultDimensions({ model: model.name });
+  metrics.singleMetric().addMetric('ModelLoadTime', MetricUnit.Milliseconds, loadMs);
+  logger.info('model loaded', { model: model.name, version: model.version, source, loadMs });
+  return model;
+})();
+// Logged here; the handler awaits `ready` and fails the invocation, so Lambda retries the whole batch.
+ready.catch((err: unknown) => {
+  metrics.singleMetric().addMetric('ModelLoadFailures', MetricUnit.Count, 1);
+  logger.error('model failed to load; no record will be predicted', { error: err as Error });
+});
+
+export async function handler(
+  event: StreamEvent,
+  context?: Context,
+): Promise<SQSBatchResponse | KinesisStreamBatchResponse> {
+  if (context) logger.addContext(context);
+  const model = await ready;
+  const records = streamRecords(event);
+  try {
+    const outcome = await processRecords(records, { model, limits, sink });
+    const bodies = config.logPayloads ? new Map(records.map((r) => [r.key, r.body])) : undefined;
+    for (const f of outcome.failures) {
+      // The payload may hold personal data: only with LOG_PAYLOADS, and truncated.
+      const payload = bodies?.get(f.key)?.slice(0, PAYLOAD_LOG_BYTES);
+      logger.warn('record failed', {
+        itemIdentifier: f.key,
+        stage: f.stage,
+        reason: f.reason,
+        ...(payload === undefined ? {} : { payload }),
+      });
+    }
+    metrics.addMetric('RecordsPredicted', MetricUnit.Count, outcome.predicted);
+    metrics.addMetric('RecordsFailed', MetricUnit.Count, outcome.failures.length);
+    metrics.addMetric('PredictionLatency', MetricUnit.Milliseconds, outcome.predictMs);
+    logger.debug('batch', {
+      records: records.length,
+      predicted: outcome.predicted,
+      failed: outcome.failures.length,
+      destination: sink.type,
+    });
+    return { batchItemFailures: outcome.batchItemFailures };
+  } finally {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  }
+}
