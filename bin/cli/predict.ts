@@ -3,7 +3,8 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
-import { BatchPredictor, parseRow, type RowFormat } from '../../lambda/core/batch';
+import { DEFAULT_BATCH_SIZE, runBatchJob, type JobSummary } from '../../lambda/core/batch-job';
+import type { RowFormat } from '../../lambda/core/rows';
 import { InferenceError } from '../../lambda/core/errors';
 import { resolveLimits } from '../../lambda/core/limits';
 import { openModel } from '../../lambda/core/open';
@@ -11,22 +12,30 @@ import { CliError, int, parse, required, str, UsageError } from './args';
 
 const HELP = `Usage: mdk predict --model PATH --input FILE --output FILE [options]
 
-Runs a model over every row of a JSONL or CSV file and writes JSONL:
-  {"line": N, "outputs": {"<output>": value, ...}}
-The input is streamed, so files of any size work. A row that cannot be
-predicted is written to the errors file with its line number; the rest go on.
+Runs a model over every row of a JSONL or CSV file and writes JSONL, in input order:
+  {"id": ROW_ID, "line": N, "outputs": {"<output>": value, ...}}
+The input is streamed and memory stays flat, so files of any size work. A row that cannot be
+predicted is written to the errors file with its line number and what to fix; the rest go on.
 
 Input rows:
   JSONL  one JSON value per line: a row of the model's only input (e.g. [5.1, 3.5, 1.4, 0.2]),
-         or an object keyed by input name for models with several inputs
-  CSV    numbers only, one row per line, for a model with one input; a header line is skipped
+         or an object keyed by input name (needed for models with several inputs);
+         an "id" key (see --id-field) gives the row's id
+  CSV    one row per line. A first line that is not all numbers is a header; it maps columns to
+         inputs by input name ('input' for a scalar, 'input[0]', 'input[1]', ... for elements), else
+         by the manifest's feature names (baseline), else (one input) by position. An "id" column
+         gives the row's id; other columns no input uses are left out (and listed).
+  A row's id is its id field or column, else its data row number (1, 2, ...).
 
 Options:
   --model PATH       .onnx file, model folder, or s3:// URI (required)
   --input FILE       rows to predict; '-' reads stdin (required)
   --output FILE      JSONL predictions (required)
   --errors FILE      rows that failed (default: OUTPUT.errors.jsonl, written only if any fail)
+  --summary FILE     also write the job summary as JSON (counts, duration, rows/s, peak memory)
   --format F         jsonl or csv (default: from the input's extension, else jsonl)
+  --header H         CSV header: auto, present or absent (default auto)
+  --id-field NAME    JSONL key or CSV column holding a row id (default id)
   --batch-size N     rows per model run (default 256)
   --threads N        onnxruntime intra-op threads (default: all CPUs)
   -h, --help         this help
@@ -76,7 +85,10 @@ export async function predictCommand(argv: string[]): Promise<number> {
     input: { type: 'string' },
     output: { type: 'string' },
     errors: { type: 'string' },
+    summary: { type: 'string' },
     format: { type: 'string' },
+    header: { type: 'string' },
+    'id-field': { type: 'string' },
     'batch-size': { type: 'string' },
     threads: { type: 'string' },
   });
@@ -88,14 +100,21 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const inputPath = required(p, 'input');
   const outputPath = required(p, 'output');
   const errorsPath = str(p, 'errors') ?? `${outputPath}.errors.jsonl`;
+  const summaryPath = str(p, 'summary');
   const formatFlag = str(p, 'format');
   if (formatFlag !== undefined && formatFlag !== 'jsonl' && formatFlag !== 'csv') {
     throw new UsageError(`--format must be jsonl or csv, got ${JSON.stringify(formatFlag)}`);
   }
+  const header = str(p, 'header') ?? 'auto';
+  if (header !== 'auto' && header !== 'present' && header !== 'absent') {
+    throw new UsageError(`--header must be auto, present or absent, got ${JSON.stringify(header)}`);
+  }
+  const idField = str(p, 'id-field');
+  if (idField === '') throw new UsageError('--id-field must not be empty');
   const format: RowFormat =
     formatFlag ?? (path.extname(inputPath).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
   const limits = resolveLimits({});
-  const batchSize = int(p, 'batch-size', 1, limits.maxBatch) ?? 256;
+  const batchSize = int(p, 'batch-size', 1, limits.maxBatch) ?? DEFAULT_BATCH_SIZE;
 
   let totalBytes: number | undefined;
   if (inputPath !== '-') {
@@ -104,13 +123,17 @@ export async function predictCommand(argv: string[]): Promise<number> {
     });
     totalBytes = stat.size;
   }
+  // The session runs on its own thread, so parsing the next batch overlaps the model run.
   const { model } = await openModel(
     { location },
-    { session: { intraOpNumThreads: int(p, 'threads', 1, 1024) } },
+    {
+      // Spinning intra-op threads would take CPU from the parser between runs.
+      session: { intraOpNumThreads: int(p, 'threads', 1, 1024), allowSpinning: false },
+      sessionThread: true,
+    },
   ).catch((err: Error) => {
     throw new CliError(err.message);
   });
-  const predictor = new BatchPredictor(model, limits);
   const input = inputPath === '-' ? process.stdin : createReadStream(inputPath);
   const output = createWriteStream(outputPath);
   await fs.rm(errorsPath, { force: true });
@@ -118,61 +141,48 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const progress = new Progress(process.stderr.isTTY, totalBytes);
   const bytesRead = () => ('bytesRead' in input ? input.bytesRead : 0);
 
-  let rows = 0;
-  let errors = 0;
-  let lineNo = 0;
-  let batch: { line: number; row: Record<string, unknown> }[] = [];
-  const started = performance.now();
-
-  const fail = async (line: number, error: string) => {
-    errors++;
-    errorsOut ??= createWriteStream(errorsPath);
-    await write(errorsOut, `${JSON.stringify({ line, error })}\n`);
-  };
-  const flush = async () => {
-    const results = await predictor.predict(batch);
-    batch = [];
-    let text = '';
-    for (const r of results) {
-      if ('ok' in r) {
-        rows++;
-        text += `${JSON.stringify(r.ok)}\n`;
-      } else {
-        await fail(r.failed.line, r.failed.error);
-      }
-    }
-    if (text) await write(output, text);
-    progress.update(rows, errors, bytesRead());
-  };
-
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  for await (const text of lines) {
-    lineNo++;
-    if (text.trim() === '') continue;
-    try {
-      batch.push({ line: lineNo, row: parseRow(model, format, { line: lineNo, text }) });
-    } catch (err) {
-      if (!(err instanceof InferenceError)) throw err;
-      // A CSV header is the one non-numeric line that is not an error.
-      if (format === 'csv' && rows === 0 && errors === 0 && batch.length === 0) {
-        process.stderr.write(`mdk: line ${lineNo} is not numeric; treating it as a header\n`);
-        continue;
-      }
-      await fail(lineNo, err.message);
-    }
-    if (batch.length >= batchSize) await flush();
+  let summary: JobSummary;
+  try {
+    summary = await runBatchJob({
+      model,
+      limits,
+      format,
+      batchSize,
+      idField,
+      csvHeader: header,
+      lines: createInterface({ input, crlfDelay: Infinity }),
+      writePredictions: (text) => write(output, text),
+      writeErrors: (text) => {
+        errorsOut ??= createWriteStream(errorsPath);
+        return write(errorsOut, text);
+      },
+      onProgress: (c) => progress.update(c.predicted, c.failed, bytesRead()),
+    });
+  } catch (err) {
+    if (err instanceof InferenceError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    progress.done();
+    await closeStream(output);
+    if (errorsOut) await closeStream(errorsOut);
+    await model.release();
   }
-  if (batch.length > 0) await flush();
-  progress.done();
-  await closeStream(output);
-  if (errorsOut) await closeStream(errorsOut);
-  await model.release();
-
-  const secs = (performance.now() - started) / 1000;
-  const rate = secs > 0 ? Math.round(rows / secs) : rows;
+  if (summary.csv?.header) {
+    process.stderr.write(`mdk: the first line is a header; columns map to inputs by ${summary.csv.by}\n`);
+  }
+  if (summary.csv && summary.csv.ignored.length > 0) {
+    process.stderr.write(`mdk: left out columns no input uses: ${summary.csv.ignored.join(', ')}\n`);
+  }
+  const secs = summary.durationMs / 1000;
+  const rate = secs > 0 ? Math.round(summary.predicted / secs) : summary.predicted;
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  if (summaryPath) {
+    const report = { ...summary, rowsPerSecond: rate, peakRssBytes, output: outputPath };
+    await fs.writeFile(summaryPath, `${JSON.stringify(report, null, 2)}\n`);
+  }
   process.stderr.write(
-    `mdk: predicted ${rows} rows in ${secs.toFixed(2)} s (${rate} rows/s) into ${outputPath}; ` +
-      (errors > 0 ? `${errors} rows failed, see ${errorsPath}\n` : 'no errors\n'),
+    `mdk: predicted ${summary.predicted} rows in ${secs.toFixed(2)} s (${rate} rows/s) into ${outputPath}; ` +
+      (summary.failed > 0 ? `${summary.failed} rows failed, see ${errorsPath}\n` : 'no errors\n'),
   );
-  return errors > 0 ? 3 : 0;
+  return summary.failed > 0 ? 3 : 0;
 }

@@ -3,13 +3,15 @@
  * batches for speed; a batch that fails is retried row by row, so one bad row
  * is reported with its line number and never costs the others.
  */
+import * as os from 'node:os';
 import { infoForTensor, nest, plainValues, prepareInference, splitRows } from './codec';
 import { parseCsvLine } from './csv';
 import { BadRequestError, InferenceError } from './errors';
 import type { Limits } from './limits';
 import type { OnnxModel, TensorIO } from './model';
+import type { RowFormat } from './rows';
 
-export type RowFormat = 'jsonl' | 'csv';
+export type { RowFormat } from './rows';
 
 export interface SourceLine {
   /** 1-based line number in the input file. */
@@ -19,17 +21,27 @@ export interface SourceLine {
 
 export interface Prediction {
   readonly line: number;
+  /** The row's id, when the caller gave one. */
+  readonly id?: string | number;
   readonly outputs: Record<string, unknown>;
 }
 
 export interface RowError {
   readonly line: number;
+  readonly id?: string | number;
   readonly error: string;
 }
 
 export type BatchResult = { readonly ok: Prediction } | { readonly failed: RowError };
 
 type Row = Record<string, unknown>;
+
+/** A row to predict: its line, optional id, and a value per input. */
+export interface RowInput {
+  readonly line: number;
+  readonly id?: string | number;
+  readonly row: Row;
+}
 
 /** Turns one line into a row of values per input, or says why it cannot. */
 export function parseRow(model: OnnxModel, format: RowFormat, src: SourceLine): Row {
@@ -65,6 +77,28 @@ function rowShape(value: unknown): number[] {
   return shape;
 }
 
+/**
+ * The rows' values of a float input as little-endian bytes, when every row is a flat list of numbers of the
+ * first row's length; undefined otherwise (the JSON path then says what is wrong).
+ */
+function packFloats(io: TensorIO, rows: readonly RowInput[], shape: readonly number[]): Buffer | undefined {
+  const Ctor = io.info.array;
+  if (io.info.kind !== 'float' || !Ctor || shape.length !== 1 || os.endianness() !== 'LE') return undefined;
+  const width = shape[0] as number;
+  const out = new Ctor(rows.length * width);
+  let k = 0;
+  for (const r of rows) {
+    const v = r.row[io.name];
+    if (!Array.isArray(v) || v.length !== width) return undefined;
+    for (let i = 0; i < width; i++) {
+      const x: unknown = v[i];
+      if (typeof x !== 'number') return undefined;
+      out[k++] = x;
+    }
+  }
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+}
+
 export class BatchPredictor {
   private readonly inputs: readonly TensorIO[];
   /** Rows can be stacked only when every input's first dimension is dynamic. */
@@ -81,7 +115,7 @@ export class BatchPredictor {
   }
 
   /** Predicts one batch of parsed rows, in order. */
-  async predict(rows: readonly { line: number; row: Row }[]): Promise<BatchResult[]> {
+  async predict(rows: readonly RowInput[]): Promise<BatchResult[]> {
     if (rows.length === 0) return [];
     if (this.batchable && rows.length > 1) {
       try {
@@ -99,17 +133,21 @@ export class BatchPredictor {
         out.push(...((await this.run([r], this.batchable)) ?? []));
       } catch (err) {
         if (!(err instanceof InferenceError)) throw err;
-        out.push({ failed: { line: r.line, error: err.message } });
+        out.push({ failed: { line: r.line, id: r.id, error: err.message } });
       }
     }
     return out;
   }
 
-  private async run(
-    rows: readonly { line: number; row: Row }[],
-    stacked: boolean,
-  ): Promise<BatchResult[] | undefined> {
+  private async run(rows: readonly RowInput[], stacked: boolean): Promise<BatchResult[] | undefined> {
     const first = rows[0]?.row ?? {};
+    const extra = Object.keys(first).find((k) => !this.inputs.some((i) => i.name === k));
+    if (extra !== undefined) {
+      throw new BadRequestError(
+        `unknown input '${extra}'; the model's inputs are: ${this.inputs.map((i) => i.name).join(', ')}`,
+      );
+    }
+    const binaries: Buffer[] = [];
     const request = {
       inputs: this.inputs.map((io) => {
         if (!(io.name in first)) {
@@ -118,29 +156,38 @@ export class BatchPredictor {
           );
         }
         const shape = rowShape(first[io.name]);
-        return stacked
-          ? {
-              name: io.name,
-              datatype: io.info.datatype,
-              shape: [rows.length, ...shape],
-              data: rows.map((r) => r.row[io.name]),
-            }
-          : { name: io.name, datatype: io.info.datatype, shape, data: first[io.name] };
+        if (!stacked) return { name: io.name, datatype: io.info.datatype, shape, data: first[io.name] };
+        const fullShape = [rows.length, ...shape];
+        const packed = packFloats(io, rows, shape);
+        if (packed) {
+          binaries.push(packed);
+          return {
+            name: io.name,
+            datatype: io.info.datatype,
+            shape: fullShape,
+            parameters: { binary_data_size: packed.length },
+          };
+        }
+        return {
+          name: io.name,
+          datatype: io.info.datatype,
+          shape: fullShape,
+          data: rows.map((r) => r.row[io.name]),
+        };
       }),
     };
-    const extra = Object.keys(first).find((k) => !this.inputs.some((i) => i.name === k));
-    if (extra !== undefined) {
-      throw new BadRequestError(
-        `unknown input '${extra}'; the model's inputs are: ${this.inputs.map((i) => i.name).join(', ')}`,
-      );
-    }
-    const prepared = prepareInference(this.model, { header: request, binary: undefined }, this.limits);
+    const binary =
+      binaries.length === 0 ? undefined : binaries.length === 1 ? binaries[0] : Buffer.concat(binaries);
+    // Float rows go as the binary extension: the same checks of names, datatypes and shapes, without a
+    // second walk over every number (the row reader checked each one).
+    const prepared = prepareInference(this.model, { header: request, binary }, this.limits);
     const results = await this.model.run(prepared.feeds, prepared.fetches);
     const split = stacked ? splitRows(results, prepared.fetches, rows.length) : undefined;
     if (Array.isArray(split)) {
       return rows.map((r, i) => ({
         ok: {
           line: r.line,
+          id: r.id,
           outputs: Object.fromEntries(split.map((o) => [o.name, nest(o.rows[i] ?? [], o.rowDims)])),
         },
       }));
@@ -155,6 +202,6 @@ export class BatchPredictor {
         return [name, nest(plainValues(infoForTensor(name, t), t.data), t.dims)];
       }),
     );
-    return [{ ok: { line: only.line, outputs } }];
+    return [{ ok: { line: only.line, id: only.id, outputs } }];
   }
 }

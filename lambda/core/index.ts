@@ -11,6 +11,7 @@ export * from './model';
 export * from './model-store';
 export * from './open';
 export * from './publish';
+export * from './rows';
 export * from './runtime-config';
 export * from './service';
 export * from './types';

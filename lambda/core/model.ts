@@ -82,18 +82,30 @@ export function defaultThreads(): number {
   return Math.max(1, os.availableParallelism());
 }
 
+/** onnxruntime's options for a session tuned this way. */
+export function sessionOptions(tuning: SessionTuning = {}): ort.InferenceSession.SessionOptions {
+  return {
+    intraOpNumThreads: tuning.intraOpNumThreads ?? defaultThreads(),
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: tuning.graphOptimizationLevel ?? 'all',
+    ...(tuning.allowSpinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+  };
+}
+
+/** Something that runs a session: the model's own, or a copy of it on another thread. */
+export interface SessionRunner {
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches: readonly string[],
+  ): Promise<ort.InferenceSession.ReturnType>;
+  release(): Promise<void>;
+}
+
 /** One loaded ONNX model with its session, created once and reused for every request. */
 export class OnnxModel {
   static async create(bytes: Uint8Array, options: OnnxModelOptions): Promise<OnnxModel> {
-    const session = await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: options.session?.intraOpNumThreads ?? defaultThreads(),
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: options.session?.graphOptimizationLevel ?? 'all',
-      ...(options.session?.allowSpinning === false
-        ? { extra: { session: { intra_op: { allow_spinning: '0' } } } }
-        : {}),
-    });
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(options.session));
     return new OnnxModel(session, options);
   }
 
@@ -106,6 +118,7 @@ export class OnnxModel {
   readonly tensorOutputs: readonly string[];
   private readonly inputsByName: ReadonlyMap<string, ModelIO>;
   private readonly outputsByName: ReadonlyMap<string, ModelIO>;
+  private runner?: SessionRunner;
 
   private constructor(
     readonly session: ort.InferenceSession,
@@ -165,14 +178,22 @@ export class OnnxModel {
     fetches: readonly string[],
   ): Promise<ort.InferenceSession.ReturnType> {
     try {
-      return await this.session.run(feeds, fetches as string[]);
+      return await (this.runner
+        ? this.runner.run(feeds, fetches)
+        : this.session.run(feeds, fetches as string[]));
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       throw new BadRequestError(`the model could not run on this input: ${msg}`);
     }
   }
 
+  /** Runs from now on through `runner` (e.g. a SessionThread), which must hold the same model. */
+  useRunner(runner: SessionRunner): void {
+    this.runner = runner;
+  }
+
   async release(): Promise<void> {
+    await this.runner?.release();
     await this.session.release();
   }
 }

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { OnnxModel, type SessionTuning } from './model';
+import { OnnxModel, sessionOptions, type SessionTuning } from './model';
+import { SessionThread } from './session-thread';
 import { loadModelFiles } from './model-store';
 
 export interface ModelSpec {
@@ -15,6 +16,8 @@ export interface OpenOptions {
   readonly session?: SessionTuning;
   readonly s3?: S3Client;
   readonly cacheDir?: string;
+  /** Run the model on a worker thread (SessionThread), so the caller's thread stays free to parse. @default false */
+  readonly sessionThread?: boolean;
 }
 
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -46,6 +49,9 @@ export async function openModel(
     });
   } catch (err) {
     throw new Error(`onnxruntime cannot load ${files.source}: ${(err as Error).message}`);
+  }
+  if (options.sessionThread) {
+    model.useRunner(await SessionThread.start(files.bytes, sessionOptions(options.session)));
   }
   return { model, source: files.source };
 }
