@@ -14,11 +14,15 @@
  * it ran: timings never fail the bench, they are reported as PASS/FAIL.
  *
  * BENCH_QUICK=1 shortens every bound, for checking the bench itself.
- * BENCH_ONLY=handler,server,cold picks phases (all by default); ORT_INTRA_OP_THREADS is honoured as in Lambda.
+ * The predict phase measures `mdk predict` rows/s on a CSV and a JSONL file against raw session.run at the same
+ * batch size and against reading and parsing alone (predict-child.ts).
+ *
+ * BENCH_ONLY=handler,server,cold,predict picks phases (all by default); ORT_INTRA_OP_THREADS is honoured as in Lambda.
  * BENCH_OPEN_LOOP_BASIS=N sets the req/s the open-loop rates are shares of, instead of the closed-loop point's,
  * to compare settings (threads, say) at the same arrival rates.
  */
 import autocannon from 'autocannon';
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -27,7 +31,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { BatchingStats } from '../lambda/core/batcher';
 import { defaultThreads } from '../lambda/core/model';
-import { buildMlp } from '../models/onnx-builder';
+import { buildMlp, seededRandom } from '../models/onnx-builder';
 import { Child, killChildren, ROOT, runChild, TSX_ARGS } from './children';
 import { cpuShare, cpuSnapshot, type CpuSnapshot } from './cpu';
 import {
@@ -49,12 +53,15 @@ import {
 import type { ColdChildArgs } from './cold-child';
 import type { HandlerChildArgs } from './handler-child';
 import type { OpenLoopChildArgs } from './open-loop-child';
+import type { PredictChildArgs, PredictChildResult } from './predict-child';
 import type { ServerChildArgs } from './server-child';
 import { fmt, table, type Cell } from './table';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 /** Phases to run: handler, server (with the raw baseline), cold. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'handler,server,cold').split(',').map((x) => x.trim()));
+const ONLY = new Set(
+  (process.env.BENCH_ONLY ?? 'handler,server,cold,predict').split(',').map((x) => x.trim()),
+);
 const MLP_LAYERS = [256, 1024, 1024, 10];
 const BATCHES = [1, 64];
 const TARGET_MODEL = 'mlp';
@@ -105,6 +112,8 @@ const CFG = {
     measure: { maxIters: QUICK ? 500 : 3000, maxMs: QUICK ? 150 : 600 },
   },
   cold: { runs: QUICK ? 2 : 5, depsRuns: QUICK ? 1 : 3 },
+  /** mdk predict on the mlp model: rows per file (full float32 precision, as numpy writes them), rounds. */
+  predict: { rows: QUICK ? 4000 : 20_000, rounds: QUICK ? 1 : 3, batchSize: 256 },
   /** Nothing may make the whole bench run longer than this. */
   overallMs: 12 * 60_000,
 } as const satisfies {
@@ -960,6 +969,8 @@ interface Results {
   rawAtBatch: RawChildResult[];
   cold: ColdSummary[];
   deps: { module: string; ms: number }[];
+  /** mdk predict vs its parts, when measured. */
+  predict: PredictChildResult | undefined;
   /** CPU taken by other processes during each phase (Linux only): it skews every figure. */
   cpu: { phase: string; others: number | undefined; steal: number | undefined }[];
 }
@@ -1067,6 +1078,15 @@ function verdicts(r: Results): Verdict[] {
           `${boundText(p.latencyMs.p99, p)}; Little's law: mean = ${p.connections} / req/s = ${fmt((p.connections / p.perSec) * 1000, 2)} ms`,
         ),
       ),
+    ...(r.predict?.points ?? []).map((p) =>
+      v(
+        `mdk predict rows/s, ${p.format.toUpperCase()} / the slower of (a) raw session.run at batch ${r.predict?.batchSize ?? '?'} and (b) read + parse alone`,
+        p.predict / Math.min(p.raw, p.parse),
+        0.7,
+        true,
+        `${fmt(p.predict)} / min(${fmt(p.raw)}, ${fmt(p.parse)}) rows/s`,
+      ),
+    ),
   ];
 }
 
@@ -1460,7 +1480,42 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
     out.push('3. Cold start: skipped (BENCH_ONLY)', '');
   }
 
-  out.push(`4. Goals (model: ${label(TARGET_MODEL)})`, '');
+  if (r.predict) {
+    const pr = r.predict;
+    out.push(
+      `4. Batch: mdk predict (the real CLI; its job summary's rows/s) on ${fmt(pr.rows)} rows of the ${label(TARGET_MODEL)} model,`,
+      `   batch ${pr.batchSize}, against the same rows through (a) raw session.run at batch ${pr.batchSize} (tensors built`,
+      '   beforehand; the options mdk predict uses) and (b) readline + the core RowReader alone (no model).',
+      `   rows/s, median of ${CFG.predict.rounds} round(s); a round runs (a), (b) and mdk predict in turn.`,
+      '',
+      table(
+        [
+          { title: 'format' },
+          { title: 'file MB', decimals: 0 },
+          { title: 'mdk predict', decimals: 0 },
+          { title: '(a) raw run', decimals: 0 },
+          { title: '(b) read+parse', decimals: 0 },
+          { title: 'predict / slower', decimals: 2 },
+          { title: 'predict / (a+b in series)', decimals: 2 },
+        ],
+        pr.points.map((p) => [
+          p.format,
+          p.fileBytes / 1e6,
+          p.predict,
+          p.raw,
+          p.parse,
+          p.predict / Math.min(p.raw, p.parse),
+          // What one thread doing both, one after the other, would reach: 1 / (1/a + 1/b).
+          p.predict / (1 / (1 / p.raw + 1 / p.parse)),
+        ]),
+      ),
+      '',
+    );
+  } else {
+    out.push('4. Batch: skipped (BENCH_ONLY)', '');
+  }
+
+  out.push(`5. Goals (model: ${label(TARGET_MODEL)})`, '');
   out.push(
     table(
       [
@@ -1480,6 +1535,43 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
     ),
   );
   return out.join('\n');
+}
+
+// ---- batch prediction ----
+
+async function benchPredict(model: ModelCase, tmp: string): Promise<PredictChildResult> {
+  const { rows, rounds, batchSize } = CFG.predict;
+  progress(`predict: writing ${rows} rows of ${model.features} features as CSV and JSONL`);
+  const rand = seededRandom(99);
+  const csv: string[] = [];
+  const jsonl: string[] = [];
+  for (let i = 0; i < rows; i++) {
+    const values = Array.from({ length: model.features }, () => Math.fround(rand() * 2 - 1));
+    csv.push(values.join(','));
+    jsonl.push(`[${values.join(',')}]`);
+  }
+  const files = { csv: path.join(tmp, 'rows.csv'), jsonl: path.join(tmp, 'rows.jsonl') };
+  await fs.writeFile(files.csv, `${csv.join('\n')}\n`);
+  await fs.writeFile(files.jsonl, `${jsonl.join('\n')}\n`);
+  csv.length = 0;
+  jsonl.length = 0;
+  const args: PredictChildArgs = {
+    modelDir: model.dir,
+    files,
+    rows,
+    features: model.features,
+    batchSize,
+    rounds,
+    workDir: tmp,
+  };
+  progress(`predict: mdk predict vs raw session.run vs read + parse, ${rounds} round(s)`);
+  const out = execFileSync(process.execPath, [...TSX_ARGS, child('predict-child.ts'), JSON.stringify(args)], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+    timeout: 5 * 60_000,
+  });
+  return JSON.parse(out) as PredictChildResult;
 }
 
 // ---- main ----
@@ -1531,6 +1623,11 @@ async function main(): Promise<void> {
       server = measured.closed.map((p) => withBound(p, rawAtBatch[0]));
       openLoop = measured.open.map((p) => withBound(p, rawAtBatch[0]));
     }
+    let predict: PredictChildResult | undefined;
+    if (ONLY.has('predict')) {
+      phase('predict');
+      predict = await benchPredict(models.find((m) => m.key === TARGET_MODEL) as ModelCase, tmp);
+    }
     if (ONLY.has('cold')) {
       phase('cold');
       const bundled = await bundleForCold(bundleDir);
@@ -1545,7 +1642,19 @@ async function main(): Promise<void> {
     }
     phase(undefined);
 
-    const results: Results = { machine, models, handler, raw, server, openLoop, rawAtBatch, cold, deps, cpu };
+    const results: Results = {
+      machine,
+      models,
+      handler,
+      raw,
+      server,
+      openLoop,
+      rawAtBatch,
+      cold,
+      deps,
+      predict,
+      cpu,
+    };
     const verdictList = verdicts(results);
     process.stdout.write(`${report(results, verdictList)}\n`);
     const elapsedS = (performance.now() - startedAt) / 1000;

@@ -43,6 +43,10 @@ Options:
 Exit status: 0 all rows predicted, 3 some rows failed (see the errors file), 1 the job could not run, 2 usage.
 `;
 
+const WRITE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Fewer, larger reads: the file is read in the same thread that parses it. */
+export const READ_BUFFER_BYTES = 1024 * 1024;
+
 class Progress {
   private last = 0;
   private readonly started = performance.now();
@@ -134,8 +138,10 @@ export async function predictCommand(argv: string[]): Promise<number> {
   ).catch((err: Error) => {
     throw new CliError(err.message);
   });
-  const input = inputPath === '-' ? process.stdin : createReadStream(inputPath);
-  const output = createWriteStream(outputPath);
+  const input =
+    inputPath === '-' ? process.stdin : createReadStream(inputPath, { highWaterMark: READ_BUFFER_BYTES });
+  // A deep buffer: waiting for the disk on every batch would stall the parsing the model run overlaps.
+  const output = createWriteStream(outputPath, { highWaterMark: WRITE_BUFFER_BYTES });
   await fs.rm(errorsPath, { force: true });
   let errorsOut: WriteStream | undefined;
   const progress = new Progress(process.stderr.isTTY, totalBytes);
@@ -153,7 +159,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
       lines: createInterface({ input, crlfDelay: Infinity }),
       writePredictions: (text) => write(output, text),
       writeErrors: (text) => {
-        errorsOut ??= createWriteStream(errorsPath);
+        errorsOut ??= createWriteStream(errorsPath, { highWaterMark: WRITE_BUFFER_BYTES });
         return write(errorsOut, text);
       },
       onProgress: (c) => progress.update(c.predicted, c.failed, bytesRead()),
