@@ -6,6 +6,7 @@
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -573,6 +574,63 @@ export interface MapRunResult {
   readonly Cause?: string;
 }
 
+/**
+ * The elements of a JSON array, parsed one at a time as the text streams in: a Map Run's result file lists
+ * every child execution with its whole input, so it may be far bigger than the memory the summary has.
+ */
+export async function* jsonArrayElements(
+  chunks: AsyncIterable<Buffer | string>,
+  where: string,
+): AsyncGenerator<unknown> {
+  const decoder = new StringDecoder('utf8');
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let opened = false;
+  let pending = '';
+  const element = (text: string): unknown => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (err) {
+      throw new Error(`${where}: an element is not valid JSON: ${(err as Error).message}`);
+    }
+  };
+  for await (const chunk of chunks) {
+    const text = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+    let from = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (c === '\\') escaped = true;
+        else if (c === '"') inString = false;
+        continue;
+      }
+      if (!opened) {
+        if (c === '[') {
+          opened = true;
+          depth = 1;
+          from = i + 1;
+        } else if (c !== undefined && !/\s/.test(c)) {
+          throw new Error(`${where} is not a JSON array`);
+        }
+        continue;
+      }
+      if (c === '"') inString = true;
+      else if (c === '[' || c === '{') depth++;
+      else if ((c === ',' && depth === 1) || ((c === ']' || c === '}') && --depth === 0)) {
+        const el = (pending + text.slice(from, i)).trim();
+        pending = '';
+        from = i + 1;
+        if (el !== '') yield element(el);
+        if (depth === 0) return;
+      }
+    }
+    if (opened) pending += text.slice(from);
+  }
+  throw new Error(`${where} ends before its JSON array does`);
+}
+
 async function readText(s3: S3Client, bucket: string, key: string): Promise<string> {
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   if (!res.Body) throw new Error(`s3://${bucket}/${key} has no body`);
@@ -641,8 +699,10 @@ export async function summarizeMapRun(o: {
     const files = manifest.ResultFiles ?? {};
     for (const status of ['SUCCEEDED', 'FAILED', 'PENDING'] as const) {
       for (const file of files[status] ?? []) {
-        const results = parseJson<MapRunResult[]>(await readText(o.s3, e.bucket, file.Key), file.Key);
-        for (const r of results) {
+        const res = await o.s3.send(new GetObjectCommand({ Bucket: e.bucket, Key: file.Key }));
+        if (!res.Body) throw new Error(`s3://${e.bucket}/${file.Key} has no body`);
+        for await (const element of jsonArrayElements(res.Body as Readable, file.Key)) {
+          const r = element as MapRunResult;
           if (status === 'SUCCEEDED' && r.Output) {
             const out = parseJson<Partial<ItemsResult>>(r.Output, `${file.Key}: a child execution Output`);
             rows += out.rows ?? 0;

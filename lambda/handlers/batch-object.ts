@@ -101,8 +101,9 @@ function jobMetrics(report: JobReport): void {
 }
 
 async function runJob(model: OnnxModel, req: JobRequest): Promise<JobReport | undefined> {
-  if (!req.key.startsWith(INPUT_PREFIX)) {
-    logger.warn('not a job input: only keys under input/ are', { bucket: req.bucket, key: req.key });
+  // A console "folder" is a zero-byte key ending in '/': nothing to predict.
+  if (!req.key.startsWith(INPUT_PREFIX) || req.key.endsWith('/')) {
+    logger.warn('not a job input: only objects under input/ are', { bucket: req.bucket, key: req.key });
     return undefined;
   }
   const job = req.job !== undefined ? checkJobName(req.job) : jobFromKey(req.key, req.scheduledAt);

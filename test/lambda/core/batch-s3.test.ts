@@ -20,6 +20,7 @@ import {
   formatOfKey,
   jobFromKey,
   jobKeys,
+  jsonArrayElements,
   looksLikeCsvHeader,
   partKeys,
   runObjectJob,
@@ -110,6 +111,38 @@ test('lines stream from a body split anywhere, CRLF or LF, a last line without a
   const lines: string[] = [];
   for await (const line of streamLines(Readable.from(chunks))) lines.push(line);
   expect(lines).toEqual(['a,b', 'c,d', '', 'ef']);
+});
+
+describe('JSON array elements, streamed', () => {
+  async function all(chunks: (string | Buffer)[]): Promise<unknown[]> {
+    const out: unknown[] = [];
+    for await (const el of jsonArrayElements(Readable.from(chunks), 'results.json')) out.push(el);
+    return out;
+  }
+
+  const value = [
+    { Input: '{"Items":[{"index":0,"value":"a,b]}"}]}', Output: 'say \\"hi\\"', Status: 'SUCCEEDED' },
+    [1, [2, { x: 'é€' }]],
+    'plain, string ] }',
+    42,
+    null,
+    { deep: { er: [{}, []] } },
+  ];
+
+  test('split at every byte: the same elements, multi-byte characters and escapes intact', async () => {
+    const bytes = Buffer.from(JSON.stringify(value, null, 1));
+    for (let cut = 1; cut < bytes.length; cut++) {
+      expect(await all([bytes.subarray(0, cut), bytes.subarray(cut)])).toEqual(value);
+    }
+    expect(await all([...JSON.stringify(value)])).toEqual(value);
+  });
+
+  test('an empty array; whitespace around; not an array; cut short', async () => {
+    expect(await all([' \n[ ]\n'])).toEqual([]);
+    await expect(all(['{"a": 1}'])).rejects.toThrow('results.json is not a JSON array');
+    await expect(all(['[{"a": 1}, {"b"'])).rejects.toThrow('results.json ends before its JSON array does');
+    await expect(all(['[{"a": }]'])).rejects.toThrow(/results.json: an element is not valid JSON/);
+  });
 });
 
 describe('against S3', () => {

@@ -304,6 +304,7 @@ describe('a small job runs in the function', () => {
       [],
     );
     await expect(small.handler(s3Event('output/flowers/summary.json', 10))).resolves.toEqual([]);
+    await expect(small.handler(s3Event('input/team-a/', 0))).resolves.toEqual([]);
   });
 
   test('a missing object throws, so Lambda retries it and the dead-letter queue keeps it', async () => {
