@@ -27,7 +27,12 @@ const destination = destinationFromEnv(process.env);
 const PAYLOAD_LOG_BYTES = 4096;
 
 const sink = createSink(destination, {
-  sqs: destination.type === 'sqs' ? new SQSClient({}) : undefined,
+  // The SDK sends to the queue URL's host unless told otherwise; an endpoint set for every service
+  // (AWS_ENDPOINT_URL, e.g. a VPC endpoint or an emulator) must win over it.
+  sqs:
+    destination.type === 'sqs'
+      ? new SQSClient({ useQueueUrlAsEndpoint: !process.env.AWS_ENDPOINT_URL })
+      : undefined,
   eventBridge: destination.type === 'eventbridge' ? new EventBridgeClient({}) : undefined,
   // The Kinesis client defaults to HTTP/2, which only SubscribeToShard needs; PutRecords is fine on HTTP/1.1,
   // which every endpoint (moto included) speaks.
