@@ -10,15 +10,18 @@ import {
   GetRecordsCommand,
   GetShardIteratorCommand,
   KinesisClient,
+  PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
+  SendMessageBatchCommand,
   SQSClient,
   type Message,
 } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { mockClient } from 'aws-sdk-client-mock';
 import {
   createSink,
   destinationFromEnv,
@@ -236,5 +239,47 @@ describe('sinks against moto', () => {
     expect(failures.map((f) => f.key)).toEqual(['k0', 'k1', 'k2']);
     expect(failures[0]?.reason).toMatch(/ResourceNotFound/);
     kinesis.destroy();
+  });
+});
+
+// moto never fails one entry of a SendMessageBatch or PutRecords call (AWS does: throttling, KMS, internal
+// errors), so these two answers are scripted; everything else above is moto's.
+describe('per-entry failures moto cannot produce', () => {
+  test('SQS: a failed entry fails its own message only, matched by entry id', async () => {
+    const sqs = new SQSClient({ region: 'us-east-1' });
+    const mock = mockClient(sqs);
+    mock.on(SendMessageBatchCommand).callsFake((input: { Entries: { Id: string }[] }) => ({
+      Successful: input.Entries.filter((e) => e.Id !== 'm3').map((e) => ({ Id: e.Id })),
+      Failed: [{ Id: 'm3', Code: 'KMS.ThrottlingException', SenderFault: false, Message: 'Rate exceeded' }],
+    }));
+    const sent = messages(14);
+    const failures = await sqsSink(sqs, 'https://sqs.us-east-1.amazonaws.com/123456789012/out').send(sent);
+    // Entry ids restart in each call of 10: m3 is the 4th message of both calls.
+    expect(failures).toEqual([
+      { key: 'k3', reason: 'KMS.ThrottlingException: Rate exceeded' },
+      { key: 'k13', reason: 'KMS.ThrottlingException: Rate exceeded' },
+    ]);
+    expect(mock.commandCalls(SendMessageBatchCommand)).toHaveLength(2);
+    mock.restore();
+  });
+
+  test('Kinesis: a throttled record fails its own message only, matched by position', async () => {
+    const kinesis = new KinesisClient({ region: 'us-east-1' });
+    const mock = mockClient(kinesis);
+    mock.on(PutRecordsCommand).callsFake((input: { Records: unknown[] }) => ({
+      FailedRecordCount: 1,
+      Records: input.Records.map((_, i) =>
+        i === 1
+          ? { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'Rate exceeded for shard' }
+          : { SequenceNumber: `${i}`, ShardId: 'shardId-000000000000' },
+      ),
+    }));
+    const failures = await kinesisSink(kinesis, 'arn:aws:kinesis:us-east-1:123456789012:stream/out').send(
+      messages(3),
+    );
+    expect(failures).toEqual([
+      { key: 'k1', reason: 'ProvisionedThroughputExceededException: Rate exceeded for shard' },
+    ]);
+    mock.restore();
   });
 });
