@@ -1,3 +1,4 @@
+export * from './batch-inference';
 export * from './bundling';
 export * from './canary-release';
 export * from './config';
@@ -16,3 +17,4 @@ export * from './onnx-function';
 export * from './onnx-model-endpoint';
 export * from './pipeline-stack';
 export * from './serving-stage';
+export * from './stream-inference';

@@ -141,7 +141,12 @@ export class BatchPredictor {
 
   private async run(rows: readonly RowInput[], stacked: boolean): Promise<BatchResult[] | undefined> {
     const first = rows[0]?.row ?? {};
-    const extra = Object.keys(first).find((k) => !this.inputs.some((i) => i.name === k));
+    // Every row, not just the first: an extra key on a later row would be dropped without a word.
+    let extra: string | undefined;
+    for (const r of rows) {
+      extra = Object.keys(r.row).find((k) => !this.inputs.some((i) => i.name === k));
+      if (extra !== undefined) break;
+    }
     if (extra !== undefined) {
       throw new BadRequestError(
         `unknown input '${extra}'; the model's inputs are: ${this.inputs.map((i) => i.name).join(', ')}`,

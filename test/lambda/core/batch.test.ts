@@ -115,3 +115,18 @@ describe('BatchPredictor', () => {
     expect(new BadRequestError('x').status).toBe(400);
   });
 });
+
+describe('BatchPredictor, stacked rows', () => {
+  it('an unknown input on a later row fails that row alone', async () => {
+    const model = await open(addMulModel().bytes, 'addmul');
+    const results = await new BatchPredictor(model, limits).predict([
+      { line: 1, row: { a: [1, 2, 3], b: [1, 1, 1] } },
+      { line: 2, row: { a: [1, 2, 3], b: [1, 1, 1], z: [0] } },
+    ]);
+    expect(results[0]).toEqual({ ok: { line: 1, outputs: { sum: [2, 3, 4], product: [1, 2, 3] } } });
+    expect(results[1]).toEqual({
+      failed: { line: 2, error: "unknown input 'z'; the model's inputs are: a, b" },
+    });
+    await model.release();
+  });
+});
