@@ -8,7 +8,14 @@ import { BatchPredictor, type BatchResult } from './batch';
 import { InferenceError } from './errors';
 import type { Limits } from './limits';
 import type { OnnxModel } from './model';
-import { RowReader, type CsvMapping, type ParsedRow, type RowFormat, type RowReaderOptions } from './rows';
+import {
+  CsvHeaderError,
+  RowReader,
+  type CsvMapping,
+  type ParsedRow,
+  type RowFormat,
+  type RowReaderOptions,
+} from './rows';
 
 export interface JobCounts {
   /** Data rows read (blank lines and a CSV header are not rows). */
@@ -61,7 +68,7 @@ export function formatResults(results: readonly BatchResult[]): { predictions: s
   return { predictions, errors };
 }
 
-function errorLine(line: number, id: string | number | undefined, error: string): string {
+function errorLine(line: number, id: string | number, error: string): string {
   return `${JSON.stringify({ id, line, error })}\n`;
 }
 
@@ -121,10 +128,11 @@ export async function runBatchJob(o: BatchJobOptions): Promise<JobSummary> {
     try {
       parsed = reader.line(lineNo, text);
     } catch (err) {
-      if (!(err instanceof InferenceError)) throw err;
+      // A header the model cannot use fails the job: every row would fail the same way.
+      if (!(err instanceof InferenceError) || err instanceof CsvHeaderError) throw err;
       counts.rows++;
       parseFailed++;
-      parseErrors += errorLine(lineNo, undefined, err.message);
+      parseErrors += errorLine(lineNo, reader.lastRow, err.message);
       continue;
     }
     if (!parsed) continue;
@@ -187,8 +195,8 @@ export async function predictItems(
     try {
       rows.push(reader.item(line, item.index, item.value));
     } catch (err) {
-      if (!(err instanceof InferenceError)) throw err;
-      parseErrors.push({ line, text: errorLine(line, undefined, err.message) });
+      if (!(err instanceof InferenceError) || err instanceof CsvHeaderError) throw err;
+      parseErrors.push({ line, text: errorLine(line, item.index + 1, err.message) });
     }
   }
   const results: BatchResult[] = [];

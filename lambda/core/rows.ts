@@ -202,6 +202,9 @@ export function checkRowValue(io: TensorIO, value: unknown): void {
   walk(value, 0, '');
 }
 
+/** The CSV header (or its absence) cannot feed the model: the whole file is unusable, not one row. */
+export class CsvHeaderError extends BadRequestError {}
+
 export class RowReader {
   private readonly inputs: readonly TensorIO[];
   private readonly idField: string;
@@ -241,13 +244,25 @@ export class RowReader {
       }
       return this.fromJson(line, n, value);
     }
-    const cells = splitCsvLine(text, line);
     if (!this.csv) {
-      const header = this.headerMode === 'present' || (this.headerMode === 'auto' && !cells.every(isNumeric));
-      this.useHeader(header ? cells.map((c) => c.trim()) : undefined, cells.length);
+      const first = splitCsvLine(text, line);
+      const header = this.headerMode === 'present' || (this.headerMode === 'auto' && !first.every(isNumeric));
+      try {
+        this.useHeader(header ? first.map((c) => c.trim()) : undefined, first.length);
+      } catch (err) {
+        if (err instanceof BadRequestError) throw new CsvHeaderError(err.message);
+        throw err;
+      }
       if (header) return undefined;
+      return this.fromCells(line, ++this.rows, first);
     }
-    return this.fromCells(line, ++this.rows, cells);
+    const n = ++this.rows;
+    return this.fromCells(line, n, splitCsvLine(text, line));
+  }
+
+  /** The data row number the last line read was given (its default id), good or bad. */
+  public get lastRow(): number {
+    return this.rows;
   }
 
   /**
@@ -264,7 +279,12 @@ export class RowReader {
     const record = value as Record<string, unknown>;
     const names = Object.keys(record);
     if (!this.csv || this.headerNames?.join('\u0000') !== names.join('\u0000')) {
-      this.useHeader(names, names.length);
+      try {
+        this.useHeader(names, names.length);
+      } catch (err) {
+        if (err instanceof BadRequestError) throw new CsvHeaderError(err.message);
+        throw err;
+      }
     }
     return this.fromCells(
       line,
@@ -329,7 +349,9 @@ export class RowReader {
           `a CSV file without a header needs a model with one input; this one has ${this.inputs.map((i) => `'${i.name}'`).join(', ')}: add a header naming them (e.g. ${this.exampleHeader()})`,
         );
       }
-      this.csv = { columns: [{ io: only, elements: range(width) }], width };
+      const columns = [{ io: only, elements: range(width) }];
+      this.checkWidths(columns);
+      this.csv = { columns, width };
       this.mapping = { header: false, by: 'position', ignored: [] };
       return;
     }
@@ -348,6 +370,7 @@ export class RowReader {
       by = 'position';
       columns = this.byPosition(names, used);
     }
+    this.checkWidths(columns);
     this.csv = { columns, width, idColumn };
     this.mapping = {
       header: true,
@@ -355,6 +378,20 @@ export class RowReader {
       idColumn: idColumn === undefined ? undefined : this.idField,
       ignored: names.filter((_, i) => !used.has(i)),
     };
+  }
+
+  /** Columns for an input whose row size is fixed must be exactly that many. */
+  private checkWidths(columns: readonly InputColumns[]): void {
+    for (const c of columns) {
+      const dims = rowDims(c.io);
+      if (!c.elements || !dims || dims.length === 0 || dims.some((d) => d === undefined)) continue;
+      const size = (dims as number[]).reduce((a, b) => a * b, 1);
+      if (c.elements.length !== size) {
+        throw new BadRequestError(
+          `${c.elements.length} CSV column${c.elements.length === 1 ? '' : 's'} feed input '${c.io.name}', which takes ${size} values per row; name the columns (e.g. ${this.exampleHeader()})`,
+        );
+      }
+    }
   }
 
   private byInputName(names: readonly string[], used: Set<number>): InputColumns[] | undefined {

@@ -1,5 +1,6 @@
 import { predictItems, runBatchJob, type JobSummary } from '../../../lambda/core/batch-job';
 import { resolveLimits } from '../../../lambda/core/limits';
+import { CsvHeaderError } from '../../../lambda/core/rows';
 import type { OnnxModel } from '../../../lambda/core/model';
 import { openModel } from '../../../lambda/core/open';
 import { IRIS_DIR } from '../../support/cdk';
@@ -103,10 +104,10 @@ describe('runBatchJob', () => {
       expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
       // V8 words JSON errors differently from one Node version to the next: the rest is exact.
       const errorLines = r.errors.split('\n');
-      expect(errorLines[0]).toMatch(/^\{"line":3,"error":"not valid JSON: [^"]+"\}$/);
+      expect(errorLines[0]).toMatch(/^\{"id":3,"line":3,"error":"not valid JSON: [^"]+"\}$/);
       expect(errorLines.slice(1)).toEqual([
-        '{"line":5,"error":"input \'input\': expected 4 values, got 3 (each row is shaped [4])"}',
-        '{"line":7,"error":"unknown input \'inputs\'; the model\'s inputs are: input (and \\"id\\" for a row id)"}',
+        '{"id":4,"line":5,"error":"input \'input\': expected 4 values, got 3 (each row is shaped [4])"}',
+        '{"id":6,"line":7,"error":"unknown input \'inputs\'; the model\'s inputs are: input (and \\"id\\" for a row id)"}',
         '',
       ]);
       expect(r.summary).toMatchObject({
@@ -137,8 +138,8 @@ describe('runBatchJob', () => {
       ['r4', 5, expected.get('6.3,3.3,6,2.5')],
     ]);
     expect(r.errors).toBe(
-      '{"line":4,"error":"column 3 (sepal_width): \\"x\\" is not a number"}\n' +
-        '{"line":6,"error":"has 4 columns; the header has 6"}\n',
+      '{"id":3,"line":4,"error":"column 3 (sepal_width): \\"x\\" is not a number"}\n' +
+        '{"id":5,"line":6,"error":"has 4 columns; the header has 6"}\n',
     );
     expect(r.summary).toMatchObject({
       rows: 5,
@@ -147,6 +148,15 @@ describe('runBatchJob', () => {
       csv: { header: true, by: 'feature name', idColumn: 'id', ignored: ['species'] },
     });
     expect(r.calls).toBe(2);
+  });
+
+  it('a CSV header the model cannot use fails the job once, instead of failing every row', async () => {
+    const text = 'id,petal_width\nr1,0.2\nr2,1.4';
+    await expect(job(iris, 'csv', text)).rejects.toThrow(CsvHeaderError);
+    // One input: columns that name no feature are taken by position, and must be as many as it takes.
+    await expect(job(iris, 'csv', text)).rejects.toThrow(
+      "1 CSV column feed input 'input', which takes 4 values per row; name the columns (e.g. input[0],...,input[3])",
+    );
   });
 
   it('refuses a batch size outside 1..maxBatch before reading anything', async () => {
@@ -187,7 +197,9 @@ describe('predictItems (one ItemBatcher batch)', () => {
       [11, 12],
       [13, 14],
     ]);
-    expect(r.errors).toBe('{"line":13,"error":"column 1 (sepal_length): \\"oops\\" is not a number"}\n');
+    expect(r.errors).toBe(
+      '{"id":12,"line":13,"error":"column 1 (sepal_length): \\"oops\\" is not a number"}\n',
+    );
     expect(r.counts).toEqual({ rows: 3, predicted: 2, failed: 1 });
   });
 
@@ -203,7 +215,7 @@ describe('predictItems (one ItemBatcher batch)', () => {
     });
     expect(JSON.parse(r.predictions) as unknown).toMatchObject({ id: 1, line: 1 });
     expect(r.errors).toBe(
-      '{"line":2,"error":"input \'input\': expected 4 values, got 2 (each row is shaped [4])"}\n',
+      '{"id":2,"line":2,"error":"input \'input\': expected 4 values, got 2 (each row is shaped [4])"}\n',
     );
   });
 });

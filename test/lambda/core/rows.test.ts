@@ -1,6 +1,6 @@
 import { OnnxModel } from '../../../lambda/core/model';
 import { openModel } from '../../../lambda/core/open';
-import { RowReader, splitCsvLine, strictNumber } from '../../../lambda/core/rows';
+import { CsvHeaderError, RowReader, splitCsvLine, strictNumber } from '../../../lambda/core/rows';
 import { addMulModel, identityModel, mixedModel } from '../../fixtures/models';
 import { IRIS_DIR } from '../../support/cdk';
 
@@ -99,6 +99,8 @@ describe('RowReader', () => {
     expect(r.mapping).toEqual({ header: false, by: 'position', ignored: [] });
     expect(() => r.line(2, '5.1,3.5,1.4')).toThrow('has 3 columns; the first row has 4');
     expect(() => r.line(3, '5.1,abc,1.4,0.2')).toThrow('column 2: "abc" is not a number');
+    // The first row sets the width: one that cannot fit the input fails the file, not each row.
+    expect(() => new RowReader(iris, 'csv').line(1, '5.1,3.5,1.4')).toThrow(CsvHeaderError);
     expect(() => new RowReader(addMul, 'csv', { csvHeader: 'absent' }).line(1, '1,2,3,4,5,6')).toThrow(
       "a CSV file without a header needs a model with one input; this one has 'a', 'b': add a header naming them (e.g. a[0],...,a[2],b[0],...,b[2])",
     );
