@@ -1,8 +1,12 @@
 import * as cdk from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { BatchInference } from './batch-inference';
 import type { StageConfig } from './config/types';
+import type { ModelSourceProps } from './model-binding';
+import { StreamDestination, StreamInference, StreamSource } from './stream-inference';
 import type { ModelSource } from './model-source';
 import { OnnxModelEndpoint, ServingBackend } from './onnx-model-endpoint';
 
@@ -44,6 +48,10 @@ export class ModelServingStack extends cdk.Stack {
   public readonly apiKeyIdOutput?: cdk.CfnOutput;
   /** The model version's S3 folder, with S3 delivery: a smoke test reads the deployed manifest there. */
   public readonly modelUriOutput?: cdk.CfnOutput;
+  /** Batch jobs, when the stage config has `batch`. */
+  public readonly batch?: BatchInference;
+  /** Queue-driven predictions, when the stage config has `stream`. */
+  public readonly stream?: StreamInference;
 
   constructor(scope: Construct, id: string, props: ModelServingStackProps) {
     super(scope, id, props);
@@ -123,6 +131,66 @@ export class ModelServingStack extends cdk.Stack {
       this.modelUriOutput = new cdk.CfnOutput(this, 'ModelUri', {
         description: 'The model version this stage serves',
         value: this.endpoint.artifact.s3Uri,
+      });
+    }
+    // Batch and stream serve the endpoint's own model version: the same bytes, published once.
+    const model: ModelSourceProps = this.endpoint.artifact
+      ? { model: this.endpoint.artifact }
+      : { modelDir: props.modelDir, modelSource: props.modelSource };
+    const fnProps = (memorySize: number) => ({
+      memorySize,
+      logLevel: c.function.logLevel,
+      logRetention: c.logRetention,
+    });
+    if (c.batch) {
+      const b = c.batch;
+      const expire = b.expireAfterDays !== undefined ? cdk.Duration.days(b.expireAfterDays) : undefined;
+      this.batch = new BatchInference(this, 'Batch', {
+        ...model,
+        batchSize: b.batchSize,
+        maxConcurrency: b.maxConcurrency,
+        toleratedFailurePercentage: b.toleratedFailurePercentage,
+        schedule: b.schedule && {
+          schedule: events.Schedule.expression(b.schedule.expression),
+          inputKey: b.schedule.inputKey,
+        },
+        functionProps: fnProps(b.memorySize),
+        jobBucketProps: {
+          removalPolicy: c.removalPolicy,
+          autoDeleteObjects: c.autoDeleteObjects,
+          inputExpiration: expire,
+          outputExpiration: expire,
+        },
+        alarmTopic: this.endpoint.monitoring.alarmTopic,
+        logRetention: c.logRetention,
+      });
+      new cdk.CfnOutput(this, 'BatchBucket', {
+        description: 'Put a CSV or JSONL file under input/; results appear under output/<job>/',
+        value: this.batch.jobBucket.bucketName,
+      });
+    }
+    if (c.stream) {
+      const st = c.stream;
+      this.stream = new StreamInference(this, 'Stream', {
+        ...model,
+        source: StreamSource.sqs({
+          batchSize: st.batchSize,
+          maxBatchingWindow: cdk.Duration.seconds(st.maxBatchingWindowSeconds),
+          maxReceiveCount: st.maxReceiveCount,
+          maxConcurrency: st.maxConcurrency,
+        }),
+        destination: StreamDestination.sqs(),
+        functionProps: fnProps(st.memorySize),
+        alarmTopic: this.endpoint.monitoring.alarmTopic,
+        removalPolicy: c.removalPolicy,
+      });
+      new cdk.CfnOutput(this, 'StreamInputQueueUrl', {
+        description: 'Send one row (a JSONL line) or a V2 request per message',
+        value: this.stream.sourceQueue?.queueUrl ?? '',
+      });
+      new cdk.CfnOutput(this, 'StreamOutputQueueUrl', {
+        description: 'Predictions arrive here, one message each',
+        value: this.stream.destinationQueue?.queueUrl ?? '',
       });
     }
     if (this.endpoint.api.apiKey) {

@@ -21,6 +21,15 @@ export const devConfig: StageConfig = {
     cpuUtilizationPercent: 90,
     memoryUtilizationPercent: 90,
   },
+  // Small and forgiving: a few batches at once, bad batches tolerated, outputs gone after a week.
+  batch: {
+    memorySize: 1024,
+    batchSize: 256,
+    maxConcurrency: 2,
+    toleratedFailurePercentage: 10,
+    expireAfterDays: 7,
+  },
+  stream: { memorySize: 1024, batchSize: 10, maxBatchingWindowSeconds: 0, maxReceiveCount: 3 },
   logRetention: logs.RetentionDays.ONE_WEEK,
   removalPolicy: cdk.RemovalPolicy.DESTROY,
   autoDeleteObjects: true,

@@ -46,6 +46,21 @@ export const prodConfig: StageConfig = {
   },
   // With the LAMBDA backend: 10 % of traffic for 5 minutes before the rest. The container rolls back through ECS.
   release: { trafficShift: { type: TrafficShiftType.CANARY, percent: 10, intervalMinutes: 5 } },
+  // A failed batch fails the job (its rows would have neither a prediction nor an error line).
+  batch: {
+    memorySize: 2048,
+    batchSize: 256,
+    maxConcurrency: 10,
+    toleratedFailurePercentage: 0,
+    expireAfterDays: 90,
+  },
+  stream: {
+    memorySize: 2048,
+    batchSize: 100,
+    maxBatchingWindowSeconds: 2,
+    maxReceiveCount: 5,
+    maxConcurrency: 50,
+  },
   logRetention: logs.RetentionDays.SIX_MONTHS,
   removalPolicy: cdk.RemovalPolicy.RETAIN,
   autoDeleteObjects: false,

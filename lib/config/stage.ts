@@ -30,6 +30,21 @@ export const stageConfig: StageConfig = {
   },
   // The same pre-traffic check as prod, but no waiting: stage is where the pipeline's smoke test runs next.
   release: { trafficShift: { type: TrafficShiftType.ALL_AT_ONCE } },
+  // As prod, fewer at once: a failed batch fails the job, as it would in prod.
+  batch: {
+    memorySize: 2048,
+    batchSize: 256,
+    maxConcurrency: 5,
+    toleratedFailurePercentage: 0,
+    expireAfterDays: 30,
+  },
+  stream: {
+    memorySize: 2048,
+    batchSize: 10,
+    maxBatchingWindowSeconds: 1,
+    maxReceiveCount: 3,
+    maxConcurrency: 10,
+  },
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: cdk.RemovalPolicy.DESTROY,
   autoDeleteObjects: true,

@@ -52,9 +52,47 @@ export interface StageConfig {
    * @default - none: a deploy moves the alias at once
    */
   readonly release?: ReleaseOptions;
+  /**
+   * Batch jobs on S3 (BatchInference) beside the endpoint, on the same model version: put a CSV or JSONL file
+   * under `input/` of the job bucket. @default - none
+   */
+  readonly batch?: BatchStageConfig;
+  /**
+   * Queue-driven predictions (StreamInference) beside the endpoint, on the same model version: an SQS queue in,
+   * an SQS queue of predictions out. @default - none
+   */
+  readonly stream?: StreamStageConfig;
   readonly logRetention: logs.RetentionDays;
   /** For the model bucket and its key, and the load balancer's access log bucket. */
   readonly removalPolicy: cdk.RemovalPolicy;
   /** Empty the model bucket (and access log bucket) when the stack is deleted (DESTROY only). */
   readonly autoDeleteObjects: boolean;
+}
+
+/** A stage's batch jobs. */
+export interface BatchStageConfig {
+  readonly memorySize: number;
+  /** Rows per model run. */
+  readonly batchSize: number;
+  /** Distributed Map batches at once, for large inputs. */
+  readonly maxConcurrency: number;
+  /** Share of Distributed Map batches that may fail before the job fails. */
+  readonly toleratedFailurePercentage: number;
+  /** Delete inputs and outputs this many days after they were written. @default - kept */
+  readonly expireAfterDays?: number;
+  /** A recurring job: an EventBridge schedule expression (`cron(...)` or `rate(...)`) and an input under `input/`. */
+  readonly schedule?: { readonly expression: string; readonly inputKey: string };
+}
+
+/** A stage's queue-driven predictions. */
+export interface StreamStageConfig {
+  readonly memorySize: number;
+  /** Messages per invocation (up to 10 without a batching window). */
+  readonly batchSize: number;
+  /** How long Lambda gathers messages before it invokes. */
+  readonly maxBatchingWindowSeconds: number;
+  /** Receives before a message goes to the dead-letter queue. */
+  readonly maxReceiveCount: number;
+  /** The most concurrent invocations the queue drives. @default - Lambda's */
+  readonly maxConcurrency?: number;
 }

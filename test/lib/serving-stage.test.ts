@@ -57,7 +57,8 @@ describe('ServingStage and ModelServingStack', () => {
     const t = templates.dev;
     t.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
     t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
-    t.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
+    // The model bucket and its access logs, and the same two for batch jobs.
+    t.resourceCountIs('Custom::S3AutoDeleteObjects', 4);
     expect(JSON.stringify(t.findResources('AWS::Lambda::Alias'))).not.toContain(
       'ProvisionedConcurrencyConfig',
     );
@@ -95,8 +96,11 @@ describe('ServingStage and ModelServingStack', () => {
       templates[name].resourceCountIs('AWS::Lambda::Alias', 1);
     }
     templates.prod.resourceCountIs('AWS::ECS::Service', 1);
-    // the one function left in prod is the model publisher
-    templates.prod.resourceCountIs('AWS::Lambda::Function', 1);
+    // prod's functions publish the model, run batch jobs and stream predictions: none serves the API
+    const descriptions = Object.values(templates.prod.findResources('AWS::Lambda::Function')).map(
+      (f) => (f as { Properties: { Description?: string } }).Properties.Description ?? '',
+    );
+    expect(descriptions.filter((d) => d.includes('KServe V2'))).toEqual([]);
     templates.prod.resourceCountIs('AWS::Lambda::Alias', 0);
     expect(stages.prod.servingStack.endpoint.onnxFunction).toBeUndefined();
   });
@@ -181,11 +185,35 @@ describe('ServingStage and ModelServingStack', () => {
       modelBucket: { bucketName: 'shared-models', encryptionKeyArn: key },
     });
     const t = Template.fromStack(stack);
-    t.resourceCountIs('AWS::S3::Bucket', 0);
+    // No model bucket: the only buckets are the batch jobs' and their access logs.
+    expect(Object.keys(t.findResources('AWS::S3::Bucket')).every((id) => id.startsWith('Batch'))).toBe(true);
     t.hasResourceProperties('Custom::ModelVersion', { DestinationBucket: 'shared-models' });
+    // Batch and stream read the same version there: one publish, no second copy.
+    t.resourceCountIs('Custom::ModelVersion', 1);
     const policies = JSON.stringify(t.findResources('AWS::IAM::Policy'));
     expect(policies).toContain(':s3:::shared-models/iris/*');
     expect(policies).toContain(key);
+  });
+
+  test("every stage runs batch jobs and queue-driven predictions on the endpoint's model version", () => {
+    for (const [name, stage] of Object.entries(stages)) {
+      const st = stage.servingStack;
+      const c = STAGES[name as StageName];
+      expect(st.batch?.artifact).toBe(st.endpoint.artifact);
+      expect(st.stream?.artifact).toBe(st.endpoint.artifact);
+      const t = templates[name as StageName];
+      t.resourceCountIs('Custom::ModelVersion', 1);
+      t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        BatchSize: c.stream?.batchSize,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+      });
+      expect(JSON.stringify(t.findResources('AWS::StepFunctions::StateMachine'))).toContain(
+        `\\"MaxConcurrency\\":${c.batch?.maxConcurrency}`,
+      );
+      expect(Object.keys(t.toJSON().Outputs as object)).toEqual(
+        expect.arrayContaining(['BatchBucket', 'StreamInputQueueUrl', 'StreamOutputQueueUrl']),
+      );
+    }
   });
 
   test('every stage outputs its infer URL and model URI', () => {
