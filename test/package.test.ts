@@ -81,7 +81,15 @@ require.cache[esbuildFile].exports = {
 };
 
 const cdk = require('aws-cdk-lib');
-const { ModelSource, OnnxModelEndpoint, ServingBackend } = require('model-deploy-kit');
+const {
+  BatchInference,
+  ModelSource,
+  OnnxModelEndpoint,
+  ServingBackend,
+  StreamDestination,
+  StreamInference,
+  StreamSource,
+} = require('model-deploy-kit');
 
 const app = new cdk.App({ outdir });
 const stack = new cdk.Stack(app, 'Consumer');
@@ -99,6 +107,15 @@ new OnnxModelEndpoint(new cdk.Stack(app, 'ConsumerAb'), 'Fraud', {
 new OnnxModelEndpoint(new cdk.Stack(app, 'ConsumerRelease'), 'Fraud', {
   modelDir: path.join(pkgDir, 'models', 'iris'),
   release: {},
+});
+// Batch jobs and queue-driven predictions.
+new BatchInference(new cdk.Stack(app, 'ConsumerBatch'), 'Scoring', {
+  modelDir: path.join(pkgDir, 'models', 'iris'),
+});
+new StreamInference(new cdk.Stack(app, 'ConsumerStream'), 'Events', {
+  modelDir: path.join(pkgDir, 'models', 'iris'),
+  source: StreamSource.sqs(),
+  destination: StreamDestination.sqs(),
 });
 app.synth();
 
@@ -314,9 +331,17 @@ describe('a consumer CDK app that installs the tarball', () => {
     const handlers = path.join(installed, 'dist', 'lambda', 'handlers');
     expect(report.bundled).toEqual(
       expect.arrayContaining(
-        ['api', 'publish-model', 'publish-variant', 'resolve-model', 'pre-traffic-hook'].map((h) =>
-          path.join(handlers, `${h}.js`),
-        ),
+        [
+          'api',
+          'publish-model',
+          'publish-variant',
+          'resolve-model',
+          'pre-traffic-hook',
+          'batch-object',
+          'batch-items',
+          'batch-summary',
+          'stream',
+        ].map((h) => path.join(handlers, `${h}.js`)),
       ),
     );
     expect(report.bundled.filter((p) => !inside(appDir, p))).toEqual([]);
