@@ -9,7 +9,6 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as destinations from 'aws-cdk-lib/aws-lambda-destinations';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -75,7 +74,9 @@ export interface BatchSchedule {
 export interface BatchInferenceProps extends ModelSourceProps {
   /**
    * Take jobs in this bucket instead of a new one. Bring its KMS key with it
-   * (`s3.Bucket.fromBucketAttributes`), so that the functions and the state machine may use it.
+   * (`s3.Bucket.fromBucketAttributes`), so that the functions and the state machine may use it. Its Amazon
+   * EventBridge notifications must be on (`eventBridgeEnabled: true`, or in the S3 console): jobs start from
+   * its Object Created events.
    * @default - a new bucket with `jobBucketProps`
    */
   readonly existingJobBucket?: s3.IBucket;
@@ -144,6 +145,8 @@ export class BatchInference extends Construct {
   public readonly stateMachine: sfn.StateMachine;
   /** Object function invocations that failed after Lambda's retries. */
   public readonly deadLetterQueue: sqs.Queue;
+  /** The rule that starts a job for each object created under `input/` (S3's EventBridge notifications). */
+  public readonly inputRule: events.Rule;
   public readonly scheduleRule?: events.Rule;
   public readonly alarms: cloudwatch.Alarm[] = [];
   public readonly modelName: string;
@@ -292,23 +295,31 @@ export class BatchInference extends Construct {
       retryAttempts: 2,
     });
 
-    // One notification for all of input/: an unknown extension then gets a FAILED summary saying why,
-    // instead of nothing at all (and S3 suffix filters are case-sensitive).
-    bucket.addEventNotification(
-      s3.EventType.OBJECT_CREATED,
-      new s3n.LambdaDestination(this.objectFunction.function),
-      { prefix: BATCH_INPUT_PREFIX },
-    );
-    const notificationsHandler = cdk.Stack.of(this).node.tryFindChild(
-      'BucketNotificationsHandler050a0587b7544547bf325f094a3db834',
-    );
-    if (notificationsHandler) {
-      cdk.Validations.of(notificationsHandler).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason:
-          "CDK's own singleton that sets bucket notifications at deploy time; it handles no job data, and the managed policy lets it write its logs only.",
-      });
-    }
+    // S3's EventBridge notifications, not a bucket notification: those need a custom resource (CDK's runs on
+    // Python) to edit the bucket at deploy. One rule for all of input/: an unknown extension then gets a FAILED
+    // summary saying why, instead of nothing at all (and S3 suffix filters are case-sensitive). EventBridge
+    // keys are not URL-encoded, so the rule hands the function the direct `{bucket, key}` request.
+    this.inputRule = new events.Rule(this, 'InputCreated', {
+      description: `model-deploy-kit: a batch job for each object put under ${BATCH_INPUT_PREFIX}`,
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: {
+          bucket: { name: [bucket.bucketName] },
+          object: { key: events.Match.prefix(BATCH_INPUT_PREFIX) },
+        },
+      },
+      targets: [
+        new targets.LambdaFunction(this.objectFunction.function, {
+          event: events.RuleTargetInput.fromObject({
+            bucket: events.EventField.fromPath('$.detail.bucket.name'),
+            key: events.EventField.fromPath('$.detail.object.key'),
+          }),
+          // Events EventBridge could not deliver at all land with the failed jobs.
+          deadLetterQueue: this.deadLetterQueue,
+        }),
+      ],
+    });
 
     if (props.schedule) {
       this.scheduleRule = new events.Rule(this, 'Schedule', {
@@ -722,6 +733,11 @@ function makeJobBucket(
     removalPolicy,
     autoDeleteObjects: props.autoDeleteObjects,
   });
+  // Object Created events go to EventBridge, where the input rule picks them up. Set on the bucket itself:
+  // `eventBridgeEnabled` would add CDK's notifications custom resource (a Python Lambda) to do the same.
+  (bucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = {
+    eventBridgeConfiguration: { eventBridgeEnabled: true },
+  };
   return { bucket, accessLogsBucket };
 }
 

@@ -6,6 +6,8 @@
  * What moto cannot show: resource types its CloudFormation does not support are placeholders (alarms, the API
  * stage, usage plan and key, bucket and topic policies, ...: see test/support/moto_lambda.py), and it ignores a
  * function's architecture and a bucket's access logging. Those are covered by the template tests in test/lib.
+ * The app's functions carry onnxruntime for arm64 only, and this machine is x86_64, so no model runs here:
+ * the construct deploy tests (x86_64 bundles) run the inference, batch and stream functions in moto.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -248,22 +250,29 @@ it("the model version is published: both files, with their sha256, the model's b
   expect(sha256(await body.Body!.transformToByteArray())).toBe(manifest.sha256);
 });
 
-it('the inference function serves that version: MODEL_URI and MODEL_SHA256 point at it', async () => {
+it('the inference, batch and stream functions serve that version: MODEL_URI and MODEL_SHA256 point at it', async () => {
   const bucket = await modelBucket();
   const configs = await Promise.all(
     (await stageResources('AWS::Lambda::Function')).map((f) =>
       lambda.send(new GetFunctionConfigurationCommand({ FunctionName: f.PhysicalResourceId })),
     ),
   );
-  const inference = configs.filter((c) => c.Environment?.Variables?.['MODEL_URI'] !== undefined);
-  expect(inference).toHaveLength(1);
-  const [fn] = inference;
-  expect(fn?.Runtime).toBe('nodejs22.x');
-  expect(fn?.Environment?.Variables).toMatchObject({
-    MODEL_URI: `s3://${bucket}/${PREFIX}`,
-    MODEL_SHA256: manifest.sha256,
-    MODEL_NAME: manifest.name,
-  });
+  const serving = configs.filter((c) => c.Environment?.Variables?.['MODEL_URI'] !== undefined);
+  // The API's function, the batch job's object and batch functions, and the stream function.
+  expect(serving.map((c) => c.Description).sort()).toEqual([
+    'model-deploy-kit: batch job batches with iris 1.0.0 (ONNX)',
+    'model-deploy-kit: batch job with iris 1.0.0 (ONNX)',
+    'model-deploy-kit: serves iris 1.0.0 (ONNX, KServe V2)',
+    'model-deploy-kit: stream inference with iris 1.0.0 (ONNX)',
+  ]);
+  for (const fn of serving) {
+    expect(fn.Runtime).toBe('nodejs22.x');
+    expect(fn.Environment?.Variables).toMatchObject({
+      MODEL_URI: `s3://${bucket}/${PREFIX}`,
+      MODEL_SHA256: manifest.sha256,
+      MODEL_NAME: manifest.name,
+    });
+  }
 });
 
 it('a REST API routes POST /v2/models/{name}/infer to the inference function', async () => {

@@ -220,23 +220,42 @@ describe('the job bucket and its trigger', () => {
     t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Retain' });
   });
 
-  test('one notification for all of input/ (the function tells unknown extensions why they fail)', () => {
-    t.hasResourceProperties('Custom::S3BucketNotifications', {
-      BucketName: { Ref: bucket },
-      NotificationConfiguration: {
-        LambdaFunctionConfigurations: [
-          {
-            Events: ['s3:ObjectCreated:*'],
-            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'input/' }] } },
-            LambdaFunctionArn: { 'Fn::GetAtt': [objectFn, 'Arn'] },
-          },
-        ],
-      },
+  test('one EventBridge rule for all of input/ (the function tells unknown extensions why they fail)', () => {
+    // S3 sends its events to EventBridge: no bucket-notification custom resource to run at deploy.
+    t.hasResourceProperties('AWS::S3::Bucket', {
+      NotificationConfiguration: { EventBridgeConfiguration: { EventBridgeEnabled: true } },
     });
+    t.resourceCountIs('Custom::S3BucketNotifications', 0);
+    const rules = t.findResources('AWS::Events::Rule', {
+      Properties: { EventPattern: { source: ['aws.s3'] } },
+    });
+    const rule = Object.values(rules)[0] as { Properties: Record<string, unknown> };
+    expect(Object.keys(rules)).toHaveLength(1);
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: { bucket: { name: [{ Ref: bucket }] }, object: { key: [{ prefix: 'input/' }] } },
+    });
+    expect(rule.Properties.Targets).toEqual([
+      expect.objectContaining({
+        Arn: { 'Fn::GetAtt': [objectFn, 'Arn'] },
+        InputTransformer: {
+          InputPathsMap: {
+            'detail-bucket-name': '$.detail.bucket.name',
+            'detail-object-key': '$.detail.object.key',
+          },
+          InputTemplate: '{"bucket":<detail-bucket-name>,"key":<detail-object-key>}',
+        },
+        DeadLetterConfig: expect.objectContaining({ Arn: expect.anything() as unknown }) as unknown,
+      }),
+    ]);
   });
 
   test('the schedule invokes the object function with the input and the run time', () => {
-    const rule = onlyResource(t, 'AWS::Events::Rule').props;
+    const rules = Object.values(t.findResources('AWS::Events::Rule')).map(
+      (r) => (r as { Properties: Record<string, unknown> }).Properties,
+    );
+    const rule = rules.find((r) => r.ScheduleExpression !== undefined) ?? {};
     expect(rule.ScheduleExpression).toBe('rate(1 day)');
     const [target] = rule.Targets as Json[];
     expect(target?.Arn).toEqual({ 'Fn::GetAtt': [objectFn, 'Arn'] });
@@ -428,7 +447,7 @@ describe('alarms, metrics and grants', () => {
 });
 
 describe('props', () => {
-  test('an existing bucket with its key: notifications and grants on it, no bucket made', () => {
+  test('an existing bucket with its key: the input rule and grants on it, no bucket made', () => {
     const stack = testStack();
     const key = new kms.Key(stack, 'TheirKey', { enableKeyRotation: true });
     const theirs = s3.Bucket.fromBucketAttributes(stack, 'Theirs', {
@@ -438,7 +457,9 @@ describe('props', () => {
     const { b, t } = batch({ existingJobBucket: theirs, delivery: ModelDelivery.BUNDLED }, stack);
     expect(b.jobBucket).toBe(theirs);
     expect(Object.keys(t.findResources('AWS::S3::Bucket'))).toEqual([]);
-    t.hasResourceProperties('Custom::S3BucketNotifications', { BucketName: 'their-jobs' });
+    t.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: Match.objectLike({ detail: Match.objectLike({ bucket: { name: ['their-jobs'] } }) }),
+    });
     expect(JSON.stringify(statements(t, 'BatchObjectFunctionRole'))).toContain(':s3:::their-jobs/input/*');
     expect(b.artifact).toBeUndefined();
   });
