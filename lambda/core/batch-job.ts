@@ -132,7 +132,7 @@ export async function runBatchJob(o: BatchJobOptions): Promise<JobSummary> {
       if (!(err instanceof InferenceError) || err instanceof CsvHeaderError) throw err;
       counts.rows++;
       parseFailed++;
-      parseErrors += errorLine(lineNo, reader.lastRow, err.message);
+      parseErrors += errorLine(lineNo, reader.lastId, err.message);
       continue;
     }
     if (!parsed) continue;
@@ -196,7 +196,7 @@ export async function predictItems(
       rows.push(reader.item(line, item.index, item.value));
     } catch (err) {
       if (!(err instanceof InferenceError) || err instanceof CsvHeaderError) throw err;
-      parseErrors.push({ line, text: errorLine(line, item.index + 1, err.message) });
+      parseErrors.push({ line, text: errorLine(line, reader.lastId, err.message) });
     }
   }
   const results: BatchResult[] = [];

@@ -234,6 +234,7 @@ export class RowReader {
    */
   public line(line: number, text: string): ParsedRow | undefined {
     if (text.trim() === '') return undefined;
+    this.lastIdSeen = undefined;
     if (this.format === 'jsonl') {
       let value: unknown;
       const n = ++this.rows;
@@ -260,16 +261,22 @@ export class RowReader {
     return this.fromCells(line, n, splitCsvLine(text, line));
   }
 
-  /** The data row number the last line read was given (its default id), good or bad. */
-  public get lastRow(): number {
-    return this.rows;
+  /**
+   * The id of the last line read, good or bad: its id field or column when that much could be read, else its
+   * data row number. An error line carries it, so a bad row can be found by the id it was sent with.
+   */
+  public get lastId(): string | number {
+    return this.lastIdSeen ?? this.rows;
   }
+
+  private lastIdSeen?: string | number;
 
   /**
    * A Distributed Map item: for CSV an object keyed by the header (as Step Functions' CSV reader gives it),
    * for JSONL the parsed line. `index` is the item's 0-based position.
    */
   public item(line: number, index: number, value: unknown): ParsedRow {
+    this.lastIdSeen = index + 1;
     if (this.format === 'jsonl') return this.fromJson(line, index + 1, value);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BadRequestError(
@@ -318,6 +325,7 @@ export class RowReader {
           );
         }
         id = given;
+        this.lastIdSeen = given;
         delete row[this.idField];
       }
       for (const key of Object.keys(row)) {
@@ -474,6 +482,8 @@ export class RowReader {
 
   private fromCells(line: number, n: number, cells: readonly string[]): ParsedRow {
     const csv = this.csv as NonNullable<RowReader['csv']>;
+    const given = csv.idColumn === undefined ? undefined : cells[csv.idColumn]?.trim();
+    if (given !== undefined) this.lastIdSeen = given;
     if (csv.width !== undefined && cells.length !== csv.width) {
       throw new BadRequestError(
         `has ${cells.length} columns; the ${this.headerNames ? 'header has' : 'first row has'} ${csv.width}`,
@@ -494,8 +504,7 @@ export class RowReader {
       }
       checkRowValue(c.io, row[c.io.name]);
     }
-    const id = csv.idColumn === undefined ? n : (cells[csv.idColumn] ?? '').trim();
-    return { line, id, row };
+    return { line, id: given ?? n, row };
   }
 }
 

@@ -138,8 +138,8 @@ describe('runBatchJob', () => {
       ['r4', 5, expected.get('6.3,3.3,6,2.5')],
     ]);
     expect(r.errors).toBe(
-      '{"id":3,"line":4,"error":"column 3 (sepal_width): \\"x\\" is not a number"}\n' +
-        '{"id":5,"line":6,"error":"has 4 columns; the header has 6"}\n',
+      '{"id":"r3","line":4,"error":"column 3 (sepal_width): \\"x\\" is not a number"}\n' +
+        '{"id":"r5","line":6,"error":"has 4 columns; the header has 6"}\n',
     );
     expect(r.summary).toMatchObject({
       rows: 5,
@@ -215,7 +215,7 @@ describe('predictItems (one ItemBatcher batch)', () => {
     });
     expect(JSON.parse(r.predictions) as unknown).toMatchObject({ id: 1, line: 1 });
     expect(r.errors).toBe(
-      '{"id":2,"line":2,"error":"input \'input\': expected 4 values, got 2 (each row is shaped [4])"}\n',
+      '{"id":"k","line":2,"error":"input \'input\': expected 4 values, got 2 (each row is shaped [4])"}\n',
     );
   });
 });

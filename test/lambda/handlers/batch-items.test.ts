@@ -102,7 +102,7 @@ test('a CSV batch: predictions and errors parts named by the first index, lines 
     ['r3', 4, labels[1]],
   ]);
   expect(await text('output/big/parts/errors-000000000000.jsonl')).toBe(
-    `${JSON.stringify({ id: 2, line: 3, error: 'column 3 (sepal_width): "abc" is not a number' })}\n`,
+    `${JSON.stringify({ id: 'r2', line: 3, error: 'column 3 (sepal_width): "abc" is not a number' })}\n`,
   );
 });
 

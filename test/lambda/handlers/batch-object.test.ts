@@ -379,13 +379,13 @@ function jsonError(text: string): string {
 }
 const ERRORS_JSONL = [
   JSON.stringify({ id: 3, line: 3, error: `not valid JSON: ${jsonError(BAD_JSON)}` }),
-  `{"id":4,"line":4,"error":"input 'input': expected 4 values, got 3 (each row is shaped [4])"}`,
-  `{"id":5,"line":6,"error":"input 'input'[1]: FP32 values must be numbers, got \\"x\\""}`,
-  `{"id":6,"line":7,"error":"input 'input': expected a list of 4 values, got \\"abc\\""}`,
+  `{"id":"d","line":4,"error":"input 'input': expected 4 values, got 3 (each row is shaped [4])"}`,
+  `{"id":"e","line":6,"error":"input 'input'[1]: FP32 values must be numbers, got \\"x\\""}`,
+  `{"id":"f","line":7,"error":"input 'input': expected a list of 4 values, got \\"abc\\""}`,
   '',
 ].join('\n');
 const CSV_ERRORS_JSONL = [
-  `{"id":2,"line":3,"error":"column 3 (sepal_width): \\"abc\\" is not a number"}`,
-  `{"id":3,"line":4,"error":"has 4 columns; the header has 5"}`,
+  `{"id":"r2","line":3,"error":"column 3 (sepal_width): \\"abc\\" is not a number"}`,
+  `{"id":"r3","line":4,"error":"has 4 columns; the header has 5"}`,
   '',
 ].join('\n');
