@@ -319,10 +319,22 @@ export class RowReader {
       row = { ...(value as Record<string, unknown>) };
       if (!this.idIsInput && this.idField in row) {
         const given = row[this.idField];
-        if (typeof given !== 'string' && typeof given !== 'number') {
-          throw new BadRequestError(
-            `"${this.idField}" must be a string or a number, got ${JSON.stringify(given)}`,
-          );
+        if (!(
+          (typeof given === 'string' && given !== '') ||
+          (typeof given === 'number' && Number.isFinite(given))
+        )) {
+          // Its kind, not its value: the value may be large, or personal.
+          const kind =
+            given === ''
+              ? 'an empty string'
+              : given === null
+                ? 'null'
+                : Array.isArray(given)
+                  ? 'a list'
+                  : typeof given === 'object'
+                    ? 'an object'
+                    : typeof given;
+          throw new BadRequestError(`"${this.idField}" must be a non-empty string or a number, got ${kind}`);
         }
         id = given;
         this.lastIdSeen = given;

@@ -11,7 +11,8 @@
  * Either may carry an `id` (a string or number; for a row, only when the model has no input named `id`).
  */
 import type { KinesisStreamEvent, SQSEvent } from 'aws-lambda';
-import { BatchPredictor, parseRow } from './batch';
+import { BatchPredictor } from './batch';
+import { RowReader } from './rows';
 import {
   checkPayloadSize,
   infoForTensor,
@@ -21,7 +22,7 @@ import {
   plainValues,
   prepareInference,
 } from './codec';
-import { BadRequestError, InferenceError } from './errors';
+import { InferenceError } from './errors';
 import type { Limits } from './limits';
 import type { OnnxModel } from './model';
 import type { OutMessage, Sink } from './sinks';
@@ -103,23 +104,6 @@ interface Parsed {
   readonly request?: Record<string, unknown>;
 }
 
-function readId(value: unknown): Id {
-  if (typeof value === 'string' && value !== '') return value;
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  // Its type, not its value: the value may be large, or personal.
-  const kind =
-    value === null
-      ? 'null'
-      : Array.isArray(value)
-        ? 'an array'
-        : typeof value === 'object'
-          ? 'an object'
-          : typeof value;
-  throw new BadRequestError(
-    `"id" must be a non-empty string or a number, got ${value === '' ? 'an empty string' : kind}`,
-  );
-}
-
 /** Tells a V2 request from a row, and reads its id. */
 export function parseRecord(model: OnnxModel, limits: Limits, record: StreamRecord, index: number): Parsed {
   checkPayloadSize(Buffer.byteLength(record.body, 'utf8'), limits);
@@ -132,18 +116,10 @@ export function parseRecord(model: OnnxModel, limits: Limits, record: StreamReco
       request: value,
     };
   }
-  const parsedRow = parseRow(model, 'jsonl', { line: index + 1, text: record.body });
-  const hasId = 'id' in parsedRow && !model.input('id');
-  const { id, ...rest } = parsedRow;
-  const row = hasId ? rest : parsedRow;
-  // A stacked run reads only the inputs it knows from the rows after the first: refuse the others here.
-  const extra = Object.keys(row).find((k) => !model.input(k));
-  if (extra !== undefined) {
-    throw new BadRequestError(
-      `unknown input '${extra}'; the model's inputs are: ${model.inputs.map((i) => i.name).join(', ')}`,
-    );
-  }
-  return { record, id: hasId ? readId(id) : record.key, row };
+  // A row, read and checked as a line of a batch file is: the same shapes, types and id rules.
+  const { id, row } = new RowReader(model, 'jsonl').item(index + 1, index, value);
+  const hasId = isRecord(value) && 'id' in value && !model.input('id');
+  return { record, id: hasId ? id : record.key, row };
 }
 
 function tensorOutputs(

@@ -89,7 +89,7 @@ describe('RowReader', () => {
       "input 'a'[0]: expected a number, got a list (each row is shaped [3])",
     );
     expect(err('{"id": {"x": 1}, "a": [1, 2, 3], "b": [1, 1, 1]}')).toBe(
-      '"id" must be a string or a number, got {"x":1}',
+      '"id" must be a non-empty string or a number, got an object',
     );
   });
 

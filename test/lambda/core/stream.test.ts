@@ -77,9 +77,9 @@ const GOOD: Record<string, string> = {
 };
 const BAD: Record<string, RegExp> = {
   'e-bad-json': /not valid JSON/,
-  'f-three-features': /input 'input' .*dimension 1 must be 4/,
+  'f-three-features': /^input 'input': expected 4 values, got 3 \(each row is shaped \[4\]\)$/,
   'g-unknown-input': /unknown input 'petal'/,
-  'h-strings': /data\[0\] is "a"; FP32 values must be numbers/,
+  'h-strings': /^input 'input'\[0\]: FP32 values must be numbers, got "a"$/,
   'i-oversized': /body is 1100036 bytes; the limit is 1048576/,
   'j-10k-rows-v2': /a batch of 10000 rows; the limit is 1024/,
   'k-10k-rows-row': /shape \[1, 10000, 4\] \(rank 3\) but the model expects rank 2/,

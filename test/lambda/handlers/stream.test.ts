@@ -281,7 +281,7 @@ describe('stream handler', () => {
     expect(warnings.map((w) => w.reason)).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/not valid JSON/),
-        expect.stringMatching(/dimension 1 must be 4/),
+        expect.stringMatching(/expected 4 values, got 3/),
         expect.stringMatching(/unknown input 'sepal'/),
       ]),
     );
