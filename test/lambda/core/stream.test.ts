@@ -82,7 +82,7 @@ const BAD: Record<string, RegExp> = {
   'h-strings': /^input 'input'\[0\]: FP32 values must be numbers, got "a"$/,
   'i-oversized': /body is 1100036 bytes; the limit is 1048576/,
   'j-10k-rows-v2': /a batch of 10000 rows; the limit is 1024/,
-  'k-10k-rows-row': /shape \[1, 10000, 4\] \(rank 3\) but the model expects rank 2/,
+  'k-10k-rows-row': /^input 'input': expected 4 values, got 10000 \(each row is shaped \[4\]\)$/,
   'l-bad-id': /^"id" must be a non-empty string or a number, got an object$/,
   'm-v2-int': /datatype INT64 but the model expects FP32/,
 };
