@@ -193,7 +193,12 @@ describe('stream inference with iris', () => {
       expect({ key, reason: f?.reason }).toEqual({ key, reason: expect.stringMatching(reason) as unknown });
     }
     expect(outcome.failures.find((f) => f.key === 'e-bad-json')?.stage).toBe('parse');
-    expect(outcome.failures.find((f) => f.key === 'f-three-features')?.stage).toBe('predict');
+    // A row is checked on its own when it is read, before it joins a stacked run.
+    expect(outcome.failures.find((f) => f.key === 'f-three-features')?.stage).toBe('parse');
+    // A V2 request is checked by the online path's codec when it runs.
+    expect(outcome.failures.filter((f) => f.stage === 'predict').map((f) => f.key)).toEqual(
+      expect.arrayContaining(['j-10k-rows-v2', 'm-v2-int']),
+    );
     expect(outcome.predicted).toBe(4);
     expect(outcome.predictMs).toBeGreaterThan(0);
 
