@@ -11,7 +11,7 @@ import { predictItems } from '../core/batch-job';
 import { runItemsBatch, type ItemsResult } from '../core/batch-s3';
 import { resolveLimits } from '../core/limits';
 import type { OnnxModel } from '../core/model';
-import { openModel } from '../core/open';
+import { loadModelAtInit } from '../core/model-init';
 import { runtimeConfigFromEnv } from '../core/runtime-config';
 
 const logger = new Logger({ serviceName: 'model-deploy-kit' });
@@ -21,24 +21,14 @@ const limits = resolveLimits(config.limits);
 const idField = process.env.ID_FIELD || undefined;
 const s3 = new S3Client({});
 
-/** Starts at init, so the first batch does not pay for the download and session creation. */
-export const ready: Promise<OnnxModel> = (async () => {
-  const started = performance.now();
-  const { model, source } = await openModel(
-    { location: config.modelUri, name: config.modelName, expectedSha256: config.modelSha256 },
-    { session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning } },
-  );
-  const loadMs = performance.now() - started;
-  metrics.setDefaultDimensions({ model: model.name });
-  metrics.singleMetric().addMetric('ModelLoadTime', MetricUnit.Milliseconds, loadMs);
-  logger.info('model loaded', { model: model.name, version: model.version, source, loadMs });
-  return model;
-})();
-// Logged here; the handler awaits `ready` and fails, so the Map retries the batch or counts it failed.
-ready.catch((err: unknown) => {
-  metrics.singleMetric().addMetric('ModelLoadFailures', MetricUnit.Count, 1);
-  logger.error('model failed to load; no batch will be predicted', { error: err as Error });
-});
+/** Starts at init, so the first invocation does not pay for the download and session creation. */
+// The handler awaits `ready` and fails, so the Map retries the batch or counts it failed.
+export const ready: Promise<OnnxModel> = loadModelAtInit(
+  config,
+  logger,
+  metrics,
+  'no batch will be predicted',
+);
 
 export async function handler(event: unknown, context?: Context): Promise<ItemsResult> {
   if (context) logger.addContext(context);

@@ -31,7 +31,7 @@ import {
 } from '../core/batch-s3';
 import { resolveLimits } from '../core/limits';
 import type { OnnxModel } from '../core/model';
-import { openModel } from '../core/open';
+import { loadModelAtInit } from '../core/model-init';
 import { runtimeConfigFromEnv } from '../core/runtime-config';
 
 const logger = new Logger({ serviceName: 'model-deploy-kit' });
@@ -53,24 +53,9 @@ const batchSize = positiveInt('BATCH_SIZE', undefined);
 const idField = process.env.ID_FIELD || undefined;
 const stateMachineArn = process.env.STATE_MACHINE_ARN || undefined;
 
-/** Starts at init, so the first job does not pay for the download and session creation. */
-export const ready: Promise<OnnxModel> = (async () => {
-  const started = performance.now();
-  const { model, source } = await openModel(
-    { location: config.modelUri, name: config.modelName, expectedSha256: config.modelSha256 },
-    { session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning } },
-  );
-  const loadMs = performance.now() - started;
-  metrics.setDefaultDimensions({ model: model.name });
-  metrics.singleMetric().addMetric('ModelLoadTime', MetricUnit.Milliseconds, loadMs);
-  logger.info('model loaded', { model: model.name, version: model.version, source, loadMs });
-  return model;
-})();
-// Logged here; the handler awaits `ready` and fails the invocation, so Lambda retries, then the DLQ has it.
-ready.catch((err: unknown) => {
-  metrics.singleMetric().addMetric('ModelLoadFailures', MetricUnit.Count, 1);
-  logger.error('model failed to load; no job will run', { error: err as Error });
-});
+/** Starts at init, so the first invocation does not pay for the download and session creation. */
+// The handler awaits `ready` and fails the invocation, so Lambda retries, then the DLQ has it.
+export const ready: Promise<OnnxModel> = loadModelAtInit(config, logger, metrics, 'no job will run');
 
 /** A direct invoke, as the schedule sends it. */
 export interface JobRequest {

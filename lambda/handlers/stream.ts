@@ -13,7 +13,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Context, KinesisStreamBatchResponse, SQSBatchResponse } from 'aws-lambda';
 import { resolveLimits } from '../core/limits';
 import type { OnnxModel } from '../core/model';
-import { openModel } from '../core/open';
+import { loadModelAtInit } from '../core/model-init';
 import { runtimeConfigFromEnv } from '../core/runtime-config';
 import { createSink, destinationFromEnv } from '../core/sinks';
 import { processRecords, streamRecords, type StreamEvent } from '../core/stream';
@@ -40,24 +40,14 @@ const sink = createSink(destination, {
     destination.type === 'kinesis' ? new KinesisClient({ requestHandler: new NodeHttpHandler() }) : undefined,
 });
 
-/** Starts at init, so the first batch does not pay for the download and session creation. */
-export const ready: Promise<OnnxModel> = (async () => {
-  const started = performance.now();
-  const { model, source } = await openModel(
-    { location: config.modelUri, name: config.modelName, expectedSha256: config.modelSha256 },
-    { session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning } },
-  );
-  const loadMs = performance.now() - started;
-  metrics.setDefaultDimensions({ model: model.name });
-  metrics.singleMetric().addMetric('ModelLoadTime', MetricUnit.Milliseconds, loadMs);
-  logger.info('model loaded', { model: model.name, version: model.version, source, loadMs });
-  return model;
-})();
-// Logged here; the handler awaits `ready` and fails the invocation, so Lambda retries the whole batch.
-ready.catch((err: unknown) => {
-  metrics.singleMetric().addMetric('ModelLoadFailures', MetricUnit.Count, 1);
-  logger.error('model failed to load; no record will be predicted', { error: err as Error });
-});
+/** Starts at init, so the first invocation does not pay for the download and session creation. */
+// The handler awaits `ready` and fails the invocation, so Lambda retries the whole batch.
+export const ready: Promise<OnnxModel> = loadModelAtInit(
+  config,
+  logger,
+  metrics,
+  'no record will be predicted',
+);
 
 export async function handler(
   event: StreamEvent,
