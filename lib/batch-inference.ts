@@ -17,7 +17,13 @@ import * as cxapi from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
 import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
 import { bindModel, type ModelSourceProps } from './model-binding';
-import { ModelBucketEncryption, type IModelVersion, type ModelBucket } from './model-bucket';
+import {
+  ModelBucketEncryption,
+  newAccessLogsBucket,
+  type IModelVersion,
+  type ModelBucket,
+  type ModelBucketProps,
+} from './model-bucket';
 import {
   METRICS_NAMESPACE,
   METRICS_SERVICE,
@@ -38,26 +44,14 @@ const DEFAULT_MAX_BATCH = 1024;
 /** A child execution's input may be 256 KiB; the rest is room for BatchInput and the envelope. */
 const MAX_INPUT_BYTES_PER_BATCH = 240 * 1024;
 
-/** The job bucket this construct creates. */
-export interface JobBucketProps {
-  /** @default ModelBucketEncryption.KMS: a customer-managed key with rotation */
-  readonly encryption?: ModelBucketEncryption;
-  /** The key for KMS encryption. @default - a new key with yearly rotation, when encryption is KMS */
-  readonly encryptionKey?: kms.IKey;
-  /** @default RemovalPolicy.RETAIN */
-  readonly removalPolicy?: cdk.RemovalPolicy;
-  /** Empty the bucket when the stack deletes it. Needs removalPolicy DESTROY. @default false */
-  readonly autoDeleteObjects?: boolean;
+/** The job bucket this construct creates: the model bucket's settings, and expiry for jobs' files. */
+export interface JobBucketProps extends Omit<ModelBucketProps, 'existingBucket'> {
   /** Delete inputs this long after they were put. @default - kept */
   readonly inputExpiration?: cdk.Duration;
   /** Delete results this long after they were written. @default - kept */
   readonly outputExpiration?: cdk.Duration;
   /** How long an overwritten or deleted object version is kept. @default Duration.days(30) */
   readonly noncurrentVersionExpiration?: cdk.Duration;
-  /** Where server access logs go. @default - a new bucket (SSE-S3, as log delivery requires) */
-  readonly serverAccessLogsBucket?: s3.IBucket;
-  /** How long access logs are kept in the bucket this construct creates. @default Duration.days(365) */
-  readonly accessLogsRetention?: cdk.Duration;
 }
 
 /** A recurring job: the same input object, predicted on a schedule. */
@@ -689,20 +683,10 @@ function makeJobBucket(
   let logsBucket = props.serverAccessLogsBucket;
   let accessLogsBucket: s3.IBucket | undefined;
   if (!logsBucket) {
-    const created = new s3.Bucket(scope, 'AccessLogs', {
-      // Log delivery cannot write to a KMS-encrypted bucket.
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      lifecycleRules: [{ expiration: props.accessLogsRetention ?? cdk.Duration.days(365) }],
+    const created = newAccessLogsBucket(scope, {
+      retention: props.accessLogsRetention,
       removalPolicy,
       autoDeleteObjects: props.autoDeleteObjects,
-    });
-    cdk.Validations.of(created).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason:
-        'This is the access log bucket itself; logging it into another bucket would only move the question.',
     });
     logsBucket = created;
     accessLogsBucket = created;

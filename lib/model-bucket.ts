@@ -125,6 +125,29 @@ export interface ModelBucketProps {
  * The S3 bucket that holds model versions at `s3://<bucket>/<name>/<version>/`: encrypted, versioned,
  * SSL only, no public access, with server access logs.
  */
+/** The bucket a bucket's server access logs go to, as `AccessLogs` under `scope`: private, SSL only, expiring. */
+export function newAccessLogsBucket(
+  scope: Construct,
+  props: { retention?: cdk.Duration; removalPolicy: cdk.RemovalPolicy; autoDeleteObjects?: boolean },
+): s3.Bucket {
+  const created = new s3.Bucket(scope, 'AccessLogs', {
+    // Log delivery cannot write to a KMS-encrypted bucket.
+    encryption: s3.BucketEncryption.S3_MANAGED,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    enforceSSL: true,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    lifecycleRules: [{ expiration: props.retention ?? cdk.Duration.days(365) }],
+    removalPolicy: props.removalPolicy,
+    autoDeleteObjects: props.autoDeleteObjects,
+  });
+  cdk.Validations.of(created).acknowledge({
+    id: 'AwsSolutions-S1',
+    reason:
+      'This is the access log bucket itself; logging it into another bucket would only move the question.',
+  });
+  return created;
+}
+
 export class ModelBucket extends Construct {
   public readonly bucket: s3.IBucket;
   /** The KMS key, when the bucket has one. */
@@ -172,20 +195,10 @@ export class ModelBucket extends Construct {
 
     let logsBucket = props.serverAccessLogsBucket;
     if (!logsBucket) {
-      const created = new s3.Bucket(this, 'AccessLogs', {
-        // Log delivery cannot write to a KMS-encrypted bucket.
-        encryption: s3.BucketEncryption.S3_MANAGED,
-        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-        enforceSSL: true,
-        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        lifecycleRules: [{ expiration: props.accessLogsRetention ?? cdk.Duration.days(365) }],
+      const created = newAccessLogsBucket(this, {
+        retention: props.accessLogsRetention,
         removalPolicy,
         autoDeleteObjects: props.autoDeleteObjects,
-      });
-      cdk.Validations.of(created).acknowledge({
-        id: 'AwsSolutions-S1',
-        reason:
-          'This is the access log bucket itself; logging it into another bucket would only move the question.',
       });
       logsBucket = created;
       this.accessLogsBucket = created;
