@@ -63,22 +63,18 @@ describe('bin/app.ts', () => {
         .filter((f) => f.endsWith('.template.json'));
       expect(templates).toHaveLength(1);
     }
-    // the inference asset: arm64 onnxruntime only
+    // the assets that run the model, one each, shared by the stages (the API, the batch job's object and batch
+    // functions, the stream function): arm64 onnxruntime only
     const assets = fs.readdirSync(assembly).filter((d) => d.startsWith('asset.'));
-    const inference = assets.filter((d) =>
+    const withModel = assets.filter((d) =>
       fs.existsSync(path.join(assembly, d, 'node_modules', 'onnxruntime-node')),
     );
-    expect(inference).toHaveLength(1);
-    const napi = path.join(
-      assembly,
-      inference[0] as string,
-      'node_modules',
-      'onnxruntime-node',
-      'bin',
-      'napi-v6',
-    );
-    expect(fs.readdirSync(napi)).toEqual(['linux']);
-    expect(fs.readdirSync(path.join(napi, 'linux'))).toEqual(['arm64']);
+    expect(withModel).toHaveLength(4);
+    for (const asset of withModel) {
+      const napi = path.join(assembly, asset, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6');
+      expect(fs.readdirSync(napi)).toEqual(['linux']);
+      expect(fs.readdirSync(path.join(napi, 'linux'))).toEqual(['arm64']);
+    }
     // the lock file already held iris 1.0.0: a synth does not rewrite it
     expect(fs.readFileSync(lock, 'utf8')).toBe(
       fs.readFileSync(path.join(ROOT, 'model-versions.json'), 'utf8'),
