@@ -133,6 +133,11 @@ export async function runBatchJob(o: BatchJobOptions): Promise<JobSummary> {
       counts.rows++;
       parseFailed++;
       parseErrors += errorLine(lineNo, reader.lastId, err.message);
+      // A long run of bad lines is written as it goes, like predictions: memory stays flat either way.
+      if (parseFailed >= batchSize) {
+        submit();
+        await drain(IN_FLIGHT - 1);
+      }
       continue;
     }
     if (!parsed) continue;

@@ -159,6 +159,32 @@ describe('runBatchJob', () => {
     );
   });
 
+  it('a long run of bad lines is written as it goes, a batch at a time, not held to the end', async () => {
+    const bad = Array.from({ length: 1000 }, (_, i) => `[${i}, "x", 1, 2]`);
+    let writes = 0;
+    let largest = 0;
+    let lines = 0;
+    const summary = await runBatchJob({
+      model: iris,
+      limits,
+      format: 'jsonl',
+      batchSize: 10,
+      lines: linesOf([...bad, '[5.1, 3.5, 1.4, 0.2]'].join('\n')),
+      writePredictions: () => Promise.resolve(),
+      writeErrors: (t) => {
+        const n = t.trim().split('\n').length;
+        writes++;
+        lines += n;
+        largest = Math.max(largest, n);
+        return Promise.resolve();
+      },
+    });
+    expect(summary).toMatchObject({ rows: 1001, predicted: 1, failed: 1000 });
+    expect(lines).toBe(1000);
+    expect(largest).toBeLessThanOrEqual(10);
+    expect(writes).toBeGreaterThanOrEqual(100);
+  });
+
   it('refuses a batch size outside 1..maxBatch before reading anything', async () => {
     await expect(job(iris, 'jsonl', '[1,2,3,4]', 0)).rejects.toThrow(
       'batch size must be an integer from 1 to 1024, got 0',
