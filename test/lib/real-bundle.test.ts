@@ -4,7 +4,6 @@
  * moto's S3 and the environment the template gives the function. If the asset is missing anything, the
  * import fails here rather than in Lambda.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,23 +22,16 @@ import {
 import { OnnxModelEndpoint } from '../../lib/onnx-model-endpoint';
 import type { ModelManifest } from '../../lambda/core/types';
 import { proxyEvent } from '../../lambda/core/proxy-event';
+import { runBundle } from '../support/bundle-run';
 import { motoAwsEnv, motoS3Client, putModelFolder, startMoto, type MotoServer } from '../support/moto';
 
 const ROOT = path.join(__dirname, '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
-const RUNNER = path.join(ROOT, 'test', 'support', 'bundle-runner.mjs');
 const manifest = JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')) as ModelManifest;
 const BUCKET = 'mdk-real-bundle-models';
 /** The layout Custom::ModelVersion publishes: `<name>/<version>/`. */
 const PREFIX = `${manifest.name}/${manifest.version}/`;
 const MAX_ASSET_BYTES = 60 * 1024 * 1024;
-const RUN_TIMEOUT_MS = 30_000;
-
-interface Run {
-  readonly initMs: number;
-  readonly results: APIGatewayProxyResult[];
-  readonly nativeLibs: string[];
-}
 
 interface TensorJson {
   name: string;
@@ -70,36 +62,6 @@ function resolveWithBucket(value: unknown, bucketLogicalId: string): string {
     return parts.map((p) => resolveWithBucket(p, bucketLogicalId)).join(sep);
   }
   throw new Error(`cannot resolve ${JSON.stringify(value)} outside CloudFormation`);
-}
-
-/** Runs the asset in a fresh node process with exactly `env` (plus PATH), and returns what the runner wrote. */
-async function runAsset(assetDir: string, env: Record<string, string>, events: unknown[]): Promise<Run> {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-run-'));
-  try {
-    const eventsFile = path.join(work, 'events.json');
-    const resultFile = path.join(work, 'result.json');
-    fs.writeFileSync(eventsFile, JSON.stringify(events));
-    const output: string[] = [];
-    const code = await new Promise<number | string>((resolve, reject) => {
-      const child = spawn(process.execPath, [RUNNER, assetDir, eventsFile, resultFile], {
-        cwd: assetDir,
-        // Not process.env: no NODE_OPTIONS or NODE_PATH from jest, no AWS profile from this machine.
-        env: { PATH: process.env.PATH ?? '', HOME: work, TMPDIR: work, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        timeout: RUN_TIMEOUT_MS,
-      });
-      child.stdout.on('data', (c: Buffer) => output.push(c.toString('utf8')));
-      child.stderr.on('data', (c: Buffer) => output.push(c.toString('utf8')));
-      child.on('error', reject);
-      child.on('exit', (exitCode, signal) => resolve(exitCode ?? signal ?? 'unknown'));
-    });
-    if (code !== 0 || !fs.existsSync(resultFile)) {
-      throw new Error(`the bundle runner exited with ${code}:\n${output.join('').slice(-4000)}`);
-    }
-    return JSON.parse(fs.readFileSync(resultFile, 'utf8')) as Run;
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
 }
 
 const parse = (r: APIGatewayProxyResult) => JSON.parse(r.body) as Record<string, unknown>;
@@ -208,7 +170,7 @@ describe('the real bundle', () => {
 
   test('a fresh node process loads the asset, fetches the model from moto and answers V2 requests', async () => {
     if (!moto) throw new Error('moto did not start');
-    const run = await runAsset(
+    const run = await runBundle<APIGatewayProxyResult>(
       assetDir,
       {
         ...functionEnv,
@@ -259,7 +221,7 @@ describe('the real bundle', () => {
   test('a wrong MODEL_SHA256 answers 503 naming the mismatch, on ready and on infer', async () => {
     if (!moto) throw new Error('moto did not start');
     const wrong = 'ab'.repeat(32);
-    const run = await runAsset(
+    const run = await runBundle<APIGatewayProxyResult>(
       assetDir,
       {
         ...functionEnv,

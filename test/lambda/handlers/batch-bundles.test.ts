@@ -3,7 +3,6 @@
  * process (no jest, no repository node_modules within reach) against moto. The object and batch bundles carry
  * onnxruntime and the model; the summary bundle must work without either.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,11 +16,11 @@ import {
   runtimeEntry,
 } from '../../../lib/bundling';
 import type { ItemsResult, JobReport } from '../../../lambda/core/batch-s3';
+import { runBundle, type BundleRun } from '../../support/bundle-run';
 import { motoAwsEnv, motoClientConfig, motoS3Client, startMoto, type MotoServer } from '../../support/moto';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
-const RUNNER = path.join(ROOT, 'test', 'support', 'bundle-runner.mjs');
 const BUCKET = 'jobs';
 const ARCH = process.arch === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
 
@@ -61,41 +60,13 @@ function bundle(handler: string, withModel: boolean): string {
   return dir;
 }
 
-interface Run<T> {
-  readonly results: T[];
-  readonly nativeLibs: string[];
-}
-
-/** Runs a bundle's handler on `events` in a fresh node process with only `env` (and PATH). */
-async function run<T>(assetDir: string, env: Record<string, string>, events: unknown[]): Promise<Run<T>> {
-  const dir = fs.mkdtempSync(path.join(work, 'run-'));
-  const eventsFile = path.join(dir, 'events.json');
-  const resultFile = path.join(dir, 'result.json');
-  fs.writeFileSync(eventsFile, JSON.stringify(events));
-  const output: string[] = [];
-  const code = await new Promise<number | string>((resolve, reject) => {
-    const child = spawn(process.execPath, [RUNNER, assetDir, eventsFile, resultFile], {
-      cwd: assetDir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: dir,
-        TMPDIR: dir,
-        ...motoAwsEnv(moto.endpoint),
-        POWERTOOLS_LOG_LEVEL: 'ERROR',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 30_000,
-    });
-    child.stdout.on('data', (c: Buffer) => output.push(c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => output.push(c.toString('utf8')));
-    child.on('error', reject);
-    child.on('exit', (exitCode, signal) => resolve(exitCode ?? signal ?? 'unknown'));
-  });
-  if (code !== 0 || !fs.existsSync(resultFile)) {
-    throw new Error(`the bundle runner exited with ${code}:\n${output.join('').slice(-4000)}`);
-  }
-  return JSON.parse(fs.readFileSync(resultFile, 'utf8')) as Run<T>;
+/** Runs a bundle's handler on `events` in a fresh node process with only `env`, moto's endpoint and PATH. */
+function run<T>(assetDir: string, env: Record<string, string>, events: unknown[]): Promise<BundleRun<T>> {
+  return runBundle<T>(
+    assetDir,
+    { ...motoAwsEnv(moto.endpoint), POWERTOOLS_LOG_LEVEL: 'ERROR', ...env },
+    events,
+  );
 }
 
 async function text(key: string): Promise<string> {
