@@ -603,13 +603,7 @@ export class BatchInference extends Construct {
   }
 
   private jobMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName,
-      dimensionsMap: { service: METRICS_SERVICE, model: this.modelName },
-      statistic: 'Sum',
-      ...props,
-    });
+    return this.objectFunction.metricRuntime(metricName, { statistic: 'Sum', ...props });
   }
 }
 

@@ -311,17 +311,17 @@ export class ModelFunction extends Construct implements iam.IGrantable {
 
   /** The model run alone, as the runtime measures it (EMF); p99 by default. */
   public metricInferenceLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('InferenceLatency', { statistic: 'p99', ...props });
+    return this.metricRuntime('InferenceLatency', { statistic: 'p99', ...props });
   }
 
   /** Rows per model run (EMF); average by default. */
   public metricBatchSize(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('BatchSize', { statistic: 'Average', ...props });
+    return this.metricRuntime('BatchSize', { statistic: 'Average', ...props });
   }
 
   /** Requests rejected as bad (400) by the runtime (EMF). */
   public metricBadRequests(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('BadRequestErrors', { statistic: 'Sum', ...props });
+    return this.metricRuntime('BadRequestErrors', { statistic: 'Sum', ...props });
   }
 
   /** Init phases that could not load the model (EMF); such an instance answers 503. */
@@ -335,7 +335,8 @@ export class ModelFunction extends Construct implements iam.IGrantable {
     });
   }
 
-  private runtimeMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
+  /** A metric the runtime publishes (EMF) for this function's model, e.g. a handler's own counts. */
+  public metricRuntime(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName,

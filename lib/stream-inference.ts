@@ -10,12 +10,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { bindModel, type ModelSourceProps } from './model-binding';
 import type { IModelVersion, ModelBucket } from './model-bucket';
-import {
-  METRICS_NAMESPACE,
-  METRICS_SERVICE,
-  ModelFunction,
-  type ModelFunctionOptions,
-} from './model-function';
+import { ModelFunction, type ModelFunctionOptions } from './model-function';
 import { checkPositiveInteger } from './validate';
 
 /** How an SQS queue feeds the function. */
@@ -455,25 +450,16 @@ export class StreamInference extends Construct {
 
   /** Records whose prediction reached the destination (EMF). */
   public metricRecordsPredicted(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('RecordsPredicted', { statistic: 'Sum', ...props });
+    return this.function.metricRuntime('RecordsPredicted', { statistic: 'Sum', ...props });
   }
 
   /** Records that could not be parsed, predicted or sent (EMF). */
   public metricRecordsFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('RecordsFailed', { statistic: 'Sum', ...props });
+    return this.function.metricRuntime('RecordsFailed', { statistic: 'Sum', ...props });
   }
 
   /** Time in the model per invocation (EMF); p99 by default. */
   public metricPredictionLatency(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.runtimeMetric('PredictionLatency', { statistic: 'p99', ...props });
-  }
-
-  private runtimeMetric(metricName: string, props: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName,
-      dimensionsMap: { service: METRICS_SERVICE, model: this.modelName },
-      ...props,
-    });
+    return this.function.metricRuntime('PredictionLatency', { statistic: 'p99', ...props });
   }
 }
