@@ -18,7 +18,7 @@ import {
   UploadPartCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { RowFormat } from './batch';
+import type { RowFormat } from './rows';
 import type { JobCounts, JobSummary, MapItem } from './batch-job';
 import { InferenceError } from './errors';
 
@@ -442,13 +442,6 @@ export async function firstLine(
   );
   const head = (await res.Body?.transformToString('utf8')) ?? '';
   return head.split(/\r?\n/, 1)[0] ?? '';
-}
-
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-/** A header line has a cell that is not a number (a data row of a numeric model has none). */
-export function looksLikeCsvHeader(line: string): boolean {
-  return line.split(',').some((cell) => !NUMBER.test(cell.trim().replace(/^"(.*)"$/, '$1')));
 }
 
 /** An object's size, for the choice between this Lambda and the Distributed Map. */

@@ -1,23 +1,13 @@
 /**
- * Batch prediction over rows (JSONL or CSV lines). Rows are grouped into
+ * Batch prediction over rows (as RowReader reads them). Rows are grouped into
  * batches for speed; a batch that fails is retried row by row, so one bad row
  * is reported with its line number and never costs the others.
  */
 import * as os from 'node:os';
 import { infoForTensor, nest, plainValues, prepareInference, splitRows } from './codec';
-import { parseCsvLine } from './csv';
 import { BadRequestError, InferenceError } from './errors';
 import type { Limits } from './limits';
 import type { OnnxModel, TensorIO } from './model';
-import type { RowFormat } from './rows';
-
-export type { RowFormat } from './rows';
-
-export interface SourceLine {
-  /** 1-based line number in the input file. */
-  readonly line: number;
-  readonly text: string;
-}
 
 export interface Prediction {
   readonly line: number;
@@ -41,34 +31,6 @@ export interface RowInput {
   readonly line: number;
   readonly id?: string | number;
   readonly row: Row;
-}
-
-/** Turns one line into a row of values per input, or says why it cannot. */
-export function parseRow(model: OnnxModel, format: RowFormat, src: SourceLine): Row {
-  const inputs = model.inputs.filter((i): i is TensorIO => i.tensor);
-  const only = inputs.length === 1 ? inputs[0] : undefined;
-  if (format === 'csv') {
-    if (!only)
-      throw new BadRequestError(
-        'CSV rows need a model with one input; use JSONL objects keyed by input name',
-      );
-    return { [only.name]: parseCsvLine(src.text, src.line) };
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(src.text);
-  } catch (err) {
-    throw new BadRequestError(`not valid JSON: ${(err as Error).message}`);
-  }
-  if (Array.isArray(value) || typeof value !== 'object' || value === null) {
-    if (!only) {
-      throw new BadRequestError(
-        `this model has inputs ${inputs.map((i) => `'${i.name}'`).join(', ')}; each line must be an object keyed by input name`,
-      );
-    }
-    return { [only.name]: value };
-  }
-  return value as Row;
 }
 
 function rowShape(value: unknown): number[] {

@@ -1,4 +1,5 @@
 import { BadRequestError, PayloadTooLargeError } from './errors';
+import { strictNumber } from './rows';
 
 /**
  * Parses headerless numeric CSV (the SageMaker text/csv convention) into rows.
@@ -32,16 +33,12 @@ export function parseCsv(text: string, maxRows: number): number[][] {
   return rows;
 }
 
-const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
 export function parseCsvLine(line: string, lineNo: number): number[] {
   return line.split(',').map((cell, col) => {
-    const t = cell.trim();
-    // Decimal notation only: Number() would also take '0x10' or '0b1'.
-    const v = DECIMAL.test(t) ? Number(t) : NaN;
-    if (!Number.isFinite(v)) {
+    const v = strictNumber(cell);
+    if (Number.isNaN(v)) {
       throw new BadRequestError(
-        `CSV line ${lineNo}, column ${col + 1}: ${JSON.stringify(t)} is not a number`,
+        `CSV line ${lineNo}, column ${col + 1}: ${JSON.stringify(cell.trim())} is not a number`,
       );
     }
     return v;

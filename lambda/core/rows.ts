@@ -87,6 +87,19 @@ function isNumeric(cell: string): boolean {
   return DECIMAL.test(cell.trim());
 }
 
+/**
+ * Whether a CSV line is a header, by the rule RowReader applies with `csvHeader: 'auto'`: a cell that is not a
+ * number. A line that cannot be split is not data either.
+ */
+export function looksLikeCsvHeader(text: string): boolean {
+  try {
+    return !splitCsvLine(text, 1).every(isNumeric);
+  } catch (err) {
+    if (err instanceof BadRequestError) return true;
+    throw err;
+  }
+}
+
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**

@@ -75,7 +75,7 @@ function variantsFromEnv(env: Readonly<Record<string, string | undefined>>): Var
 }
 
 /** A whole number from the environment, at least `min` (1 or 0); unset or empty is undefined. */
-function intVar(
+export function intVar(
   env: Readonly<Record<string, string | undefined>>,
   key: string,
   min: 0 | 1 = 1,

@@ -20,7 +20,6 @@ import {
   INPUT_PREFIX,
   jobFromKey,
   JobRequestError,
-  looksLikeCsvHeader,
   mapJobInput,
   objectSize,
   refusedReport,
@@ -30,9 +29,10 @@ import {
   type JobReport,
 } from '../core/batch-s3';
 import { resolveLimits } from '../core/limits';
+import { looksLikeCsvHeader } from '../core/rows';
 import type { OnnxModel } from '../core/model';
 import { loadModelAtInit } from '../core/model-init';
-import { runtimeConfigFromEnv } from '../core/runtime-config';
+import { intVar, runtimeConfigFromEnv } from '../core/runtime-config';
 
 const logger = new Logger({ serviceName: 'model-deploy-kit' });
 const metrics = new Metrics({ namespace: 'ModelDeployKit', serviceName: 'model-deploy-kit' });
@@ -41,15 +41,8 @@ const limits = resolveLimits(config.limits);
 const s3 = new S3Client({});
 const sfn = new SFNClient({});
 
-function positiveInt(name: string, fallback: number | undefined): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return n;
-}
-const largeJobBytes = positiveInt('LARGE_JOB_BYTES', DEFAULT_LARGE_JOB_BYTES) as number;
-const batchSize = positiveInt('BATCH_SIZE', undefined);
+const largeJobBytes = intVar(process.env, 'LARGE_JOB_BYTES') ?? DEFAULT_LARGE_JOB_BYTES;
+const batchSize = intVar(process.env, 'BATCH_SIZE');
 const idField = process.env.ID_FIELD || undefined;
 const stateMachineArn = process.env.STATE_MACHINE_ARN || undefined;
 

@@ -21,7 +21,6 @@ import {
   jobFromKey,
   jobKeys,
   jsonArrayElements,
-  looksLikeCsvHeader,
   partKeys,
   runObjectJob,
   S3ObjectWriter,
@@ -96,13 +95,6 @@ describe('names and keys', () => {
 
   test('keys from S3 notifications are form-decoded', () => {
     expect(decodeEventKey('input/daily+flowers%C3%A9.csv')).toBe('input/daily flowersé.csv');
-  });
-
-  test('a CSV header is a line with a cell that is not a number', () => {
-    expect(looksLikeCsvHeader('id,a,b,c,d')).toBe(true);
-    expect(looksLikeCsvHeader('"x",1,2')).toBe(true);
-    expect(looksLikeCsvHeader('5.1, 3.5,1.4e0,-0.2')).toBe(false);
-    expect(looksLikeCsvHeader('"5.1",3')).toBe(false);
   });
 });
 

@@ -1,4 +1,4 @@
-import { BatchPredictor, parseRow } from '../../../lambda/core/batch';
+import { BatchPredictor } from '../../../lambda/core/batch';
 import { BadRequestError } from '../../../lambda/core/errors';
 import { resolveLimits } from '../../../lambda/core/limits';
 import { OnnxModel } from '../../../lambda/core/model';
@@ -10,38 +10,6 @@ const limits = resolveLimits({});
 async function open(bytes: Uint8Array, name: string): Promise<OnnxModel> {
   return OnnxModel.create(bytes, { name, version: '1' });
 }
-
-describe('parseRow', () => {
-  let addMul: OnnxModel;
-  let single: OnnxModel;
-  beforeAll(async () => {
-    addMul = await open(addMulModel().bytes, 'addmul');
-    single = await open(identityModel('FP32', ['batch', 3]).bytes, 'id');
-  });
-  afterAll(async () => {
-    await addMul.release();
-    await single.release();
-  });
-
-  it('reads a JSON array as the only input, and an object as named inputs', () => {
-    expect(parseRow(single, 'jsonl', { line: 1, text: '[1, 2, 3]' })).toEqual({ x: [1, 2, 3] });
-    expect(parseRow(addMul, 'jsonl', { line: 1, text: '{"a": [1], "b": [2]}' })).toEqual({ a: [1], b: [2] });
-    expect(parseRow(single, 'csv', { line: 4, text: '1, 2.5 ,3' })).toEqual({ x: [1, 2.5, 3] });
-  });
-
-  it('says what is wrong with a row', () => {
-    expect(() => parseRow(single, 'jsonl', { line: 1, text: '[1, 2' })).toThrow(/not valid JSON/);
-    expect(() => parseRow(addMul, 'jsonl', { line: 1, text: '[1, 2, 3]' })).toThrow(
-      /this model has inputs 'a', 'b'; each line must be an object keyed by input name/,
-    );
-    expect(() => parseRow(addMul, 'csv', { line: 1, text: '1,2,3' })).toThrow(
-      /CSV rows need a model with one input/,
-    );
-    expect(() => parseRow(single, 'csv', { line: 9, text: '1,abc,3' })).toThrow(
-      /CSV line 9, column 2: "abc" is not a number/,
-    );
-  });
-});
 
 describe('BatchPredictor', () => {
   it('predicts stacked rows in order, and isolates a bad row without losing the others', async () => {

@@ -1,6 +1,12 @@
 import { OnnxModel } from '../../../lambda/core/model';
 import { openModel } from '../../../lambda/core/open';
-import { CsvHeaderError, RowReader, splitCsvLine, strictNumber } from '../../../lambda/core/rows';
+import {
+  CsvHeaderError,
+  looksLikeCsvHeader,
+  RowReader,
+  splitCsvLine,
+  strictNumber,
+} from '../../../lambda/core/rows';
 import { addMulModel, identityModel, mixedModel } from '../../fixtures/models';
 import { IRIS_DIR } from '../../support/cdk';
 
@@ -17,6 +23,14 @@ describe('splitCsvLine and strictNumber', () => {
     expect(() => splitCsvLine('"a"b,c', 2)).toThrow('line 2: text after a closing quote in column 1');
   });
 
+  it('a CSV header is a line with a cell that is not a number', () => {
+    expect(looksLikeCsvHeader('id,a,b,c,d')).toBe(true);
+    expect(looksLikeCsvHeader('"x",1,2')).toBe(true);
+    expect(looksLikeCsvHeader('5.1, 3.5,1.4e0,-0.2')).toBe(false);
+    expect(looksLikeCsvHeader('"5.1",3')).toBe(false);
+    // A line that cannot be split is not data either.
+    expect(looksLikeCsvHeader('1,"2')).toBe(true);
+  });
   it('takes decimal notation only', () => {
     for (const ok of ['1', '-2.5', '+.5', '5.', '1e3', '0', ' 0.0 ', '-0', '1 ']) {
       expect(strictNumber(ok)).toBe(Number(ok));
