@@ -29,6 +29,25 @@ describe('SessionThread (the session on a worker thread)', () => {
     }
   });
 
+  it('runs off the main thread: other callbacks run while the model does', async () => {
+    // On the main thread onnxruntime-node runs the session inside one callback, and resolves before any
+    // callback queued after the call; on the session thread those callbacks run first.
+    const threaded = (await openModel({ location: IRIS_DIR }, { sessionThread: true })).model;
+    try {
+      const rows = 200_000;
+      let ranMeanwhile = false;
+      const run = threaded.run({ input: new ort.Tensor('float32', new Float32Array(rows * 4), [rows, 4]) }, [
+        'label',
+      ]);
+      setImmediate(() => (ranMeanwhile = true));
+      const out = await run;
+      expect(out.label?.dims).toEqual([rows]);
+      expect(ranMeanwhile).toBe(true);
+    } finally {
+      await threaded.release();
+    }
+  });
+
   it('a run onnxruntime refuses is a bad request, and the thread goes on serving', async () => {
     const written = writeModel(identityModel('FP32', ['batch', 3]));
     try {
