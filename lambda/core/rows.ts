@@ -285,12 +285,18 @@ export class RowReader {
   private lastIdSeen?: string | number;
 
   /**
-   * A Distributed Map item: for CSV an object keyed by the header (as Step Functions' CSV reader gives it),
-   * for JSONL the parsed line. `index` is the item's 0-based position.
+   * A Distributed Map item or a queue record: for CSV an object keyed by the header (as Step Functions' CSV
+   * reader gives it), for JSONL the parsed value. `index` is its 0-based position; `defaultId` its id when it
+   * has no id field (the data row number unless given).
    */
-  public item(line: number, index: number, value: unknown): ParsedRow {
-    this.lastIdSeen = index + 1;
-    if (this.format === 'jsonl') return this.fromJson(line, index + 1, value);
+  public item(
+    line: number,
+    index: number,
+    value: unknown,
+    defaultId: string | number = index + 1,
+  ): ParsedRow {
+    this.lastIdSeen = defaultId;
+    if (this.format === 'jsonl') return this.fromJson(line, defaultId, value);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BadRequestError(
         `a CSV item must be an object keyed by the header, got ${JSON.stringify(value)}`,
@@ -308,7 +314,7 @@ export class RowReader {
     }
     return this.fromCells(
       line,
-      index + 1,
+      defaultId,
       names.map((k) => {
         const v = record[k];
         if (typeof v === 'string') return v;
@@ -317,7 +323,7 @@ export class RowReader {
     );
   }
 
-  private fromJson(line: number, n: number, value: unknown): ParsedRow {
+  private fromJson(line: number, n: string | number, value: unknown): ParsedRow {
     const only = this.inputs.length === 1 ? this.inputs[0] : undefined;
     let row: Record<string, unknown>;
     let id: string | number = n;
@@ -505,7 +511,7 @@ export class RowReader {
       .join(',');
   }
 
-  private fromCells(line: number, n: number, cells: readonly string[]): ParsedRow {
+  private fromCells(line: number, n: string | number, cells: readonly string[]): ParsedRow {
     const csv = this.csv as NonNullable<RowReader['csv']>;
     const given = csv.idColumn === undefined ? undefined : cells[csv.idColumn]?.trim();
     if (given !== undefined) this.lastIdSeen = given;

@@ -104,8 +104,14 @@ interface Parsed {
   readonly request?: Record<string, unknown>;
 }
 
-/** Tells a V2 request from a row, and reads its id. */
-export function parseRecord(model: OnnxModel, limits: Limits, record: StreamRecord, index: number): Parsed {
+/** Tells a V2 request from a row, and reads its id (the message id or sequence number when it has none). */
+export function parseRecord(
+  model: OnnxModel,
+  limits: Limits,
+  record: StreamRecord,
+  index: number,
+  reader = new RowReader(model, 'jsonl'),
+): Parsed {
   checkPayloadSize(Buffer.byteLength(record.body, 'utf8'), limits);
   const value = parseJson(record.body);
   if (isRecord(value) && Array.isArray(value.inputs) && !model.input('inputs')) {
@@ -117,9 +123,8 @@ export function parseRecord(model: OnnxModel, limits: Limits, record: StreamReco
     };
   }
   // A row, read and checked as a line of a batch file is: the same shapes, types and id rules.
-  const { id, row } = new RowReader(model, 'jsonl').item(index + 1, index, value);
-  const hasId = isRecord(value) && 'id' in value && !model.input('id');
-  return { record, id: hasId ? id : record.key, row };
+  const { id, row } = reader.item(index + 1, index, value, record.key);
+  return { record, id, row };
 }
 
 function tensorOutputs(
@@ -146,9 +151,10 @@ export async function processRecords(
   const { model, limits, sink } = options;
   const failures: RecordFailure[] = [];
   const parsed: Parsed[] = [];
+  const reader = new RowReader(model, 'jsonl');
   records.forEach((record, i) => {
     try {
-      parsed.push(parseRecord(model, limits, record, i));
+      parsed.push(parseRecord(model, limits, record, i, reader));
     } catch (err) {
       if (!(err instanceof InferenceError)) throw err;
       failures.push({ key: record.key, stage: 'parse', reason: err.message });
