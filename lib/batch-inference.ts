@@ -15,8 +15,8 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
-import { bundledCode, LAMBDA_UNZIPPED_LIMIT_BYTES, runtimeEntry } from './bundling';
 import { bindModel, type ModelSourceProps } from './model-binding';
+import { RuntimeFunction } from './runtime-function';
 import {
   ModelBucketEncryption,
   newAccessLogsBucket,
@@ -336,27 +336,10 @@ export class BatchInference extends Construct {
 
   /** No model here: the summary reads JSON from S3, so its bundle leaves onnxruntime out. */
   private makeSummaryFunction(logRetention: logs.RetentionDays): lambda.Function {
-    const logGroup = new logs.LogGroup(this, 'SummaryLogs', {
-      retention: logRetention,
-      removalPolicy: cdk.RemovalPolicy.DESTROY,
-    });
-    const role = new iam.Role(this, 'SummaryRole', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Writes the summaries of ${this.modelName} Distributed Map batch jobs`,
-    });
-    logGroup.grantWrite(role);
-    const fn = new lambda.Function(this, 'SummaryFunction', {
+    return new RuntimeFunction(this, 'Summary', {
+      handler: 'batch-summary',
       description: `model-deploy-kit: batch job summary for ${this.modelName} (Distributed Map)`,
-      runtime: lambda.Runtime.NODEJS_22_X,
-      architecture: lambda.Architecture.ARM_64,
-      handler: 'index.handler',
-      code: bundledCode({
-        entry: runtimeEntry('batch-summary'),
-        architecture: lambda.Architecture.ARM_64,
-        includeOnnxRuntime: false,
-        maxBytes: LAMBDA_UNZIPPED_LIMIT_BYTES,
-      }),
-      memorySize: 512,
+      purpose: `Writes the summaries of ${this.modelName} Distributed Map batch jobs`,
       timeout: cdk.Duration.minutes(5),
       environment: {
         POWERTOOLS_SERVICE_NAME: METRICS_SERVICE,
@@ -364,14 +347,8 @@ export class BatchInference extends Construct {
         // The metrics' model dimension, the same as the object function's.
         MODEL_NAME: this.modelName,
       },
-      role,
-      logGroup,
-    });
-    cdk.Validations.of(fn).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason: 'Pinned to nodejs22.x, the runtime the bundle is built and tested for.',
-    });
-    return fn;
+      logRetention,
+    }).function;
   }
 
   private makeStateMachine(o: {

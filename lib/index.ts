@@ -11,6 +11,7 @@ export * from './model-folder';
 export * from './model-function';
 export * from './model-monitoring';
 export * from './model-source';
+export * from './runtime-function';
 export * from './model-serving-stack';
 export * from './onnx-container-service';
 export * from './onnx-function';
