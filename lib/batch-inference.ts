@@ -1,6 +1,5 @@
 import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -15,6 +14,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import * as cxapi from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
+import { thresholdAlarm } from './alarms';
 import { bindModel, type ModelSourceProps } from './model-binding';
 import { RuntimeFunction } from './runtime-function';
 import {
@@ -515,15 +515,12 @@ export class BatchInference extends Construct {
   private makeAlarms(topic: sns.ITopic | undefined): void {
     const period = cdk.Duration.minutes(5);
     const alarm = (id: string, description: string, metric: cloudwatch.IMetric) => {
-      const a = new cloudwatch.Alarm(this, id, {
-        alarmDescription: `${this.node.path}: ${description}`,
+      const a = thresholdAlarm(this, id, {
         metric,
         threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        description: `${this.node.path}: ${description}`,
+        topic,
       });
-      if (topic) a.addAlarmAction(new cwActions.SnsAction(topic));
       this.alarms.push(a);
       return a;
     };

@@ -1,6 +1,5 @@
 import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -8,6 +7,7 @@ import { Construct } from 'constructs';
 import type { InferenceApi } from './inference-api';
 import type { OnnxContainerService } from './onnx-container-service';
 import type { OnnxFunction } from './onnx-function';
+import { thresholdAlarm } from './alarms';
 import { checkPositiveInteger } from './validate';
 
 /** Alarm thresholds. Every alarm is created; a field left out takes its default. */
@@ -188,7 +188,6 @@ export class ModelMonitoring extends Construct {
     const modelName = fn ? fn.modelName : (service as OnnxContainerService).modelName;
 
     this.alarmTopic = props.alarmTopic ?? this.createTopic();
-    const action = new actions.SnsAction(this.alarmTopic);
     const alarm = (
       id: string,
       metric: cloudwatch.IMetric,
@@ -196,17 +195,14 @@ export class ModelMonitoring extends Construct {
       description: string,
       periods = { evaluationPeriods, datapointsToAlarm },
     ): cloudwatch.Alarm => {
-      const created = new cloudwatch.Alarm(this, id, {
+      const created = thresholdAlarm(this, id, {
         metric,
         threshold,
         ...periods,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        // No traffic is not an outage; the API's own alarms see a dead backend as 5XX.
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: `${modelName}: ${description}`,
+        description: `${modelName}: ${description}`,
+        topic: this.alarmTopic,
+        notifyOk: true,
       });
-      created.addAlarmAction(action);
-      created.addOkAction(action);
       this.alarms.push(created);
       return created;
     };

@@ -1,6 +1,5 @@
 import * as cdk from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -10,6 +9,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { bindModel, type ModelSourceProps } from './model-binding';
 import type { IModelVersion, ModelBucket } from './model-bucket';
+import { thresholdAlarm } from './alarms';
 import { ModelFunction, type ModelFunctionOptions } from './model-function';
 import { checkPositiveInteger } from './validate';
 
@@ -404,16 +404,14 @@ export class StreamInference extends Construct {
   private makeAlarms(p: StreamAlarmProps, topic: sns.ITopic | undefined, isKinesis: boolean): void {
     const period = p.period ?? cdk.Duration.minutes(5);
     const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold: number) => {
-      const a = new cloudwatch.Alarm(this, id, {
-        alarmDescription: `${this.node.path}: ${description}`,
-        metric,
-        threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      if (topic) a.addAlarmAction(new cwActions.SnsAction(topic));
-      this.alarms.push(a);
+      this.alarms.push(
+        thresholdAlarm(this, id, {
+          metric,
+          threshold,
+          description: `${this.node.path}: ${description}`,
+          topic,
+        }),
+      );
     };
     if (this.deadLetterQueue) {
       alarm(
