@@ -66,12 +66,9 @@ export interface TensorSpec {
   readonly dimNames?: readonly (string | null)[];
 }
 
-export interface FeatureBaseline {
-  /** Model input the feature belongs to. */
-  readonly input: string;
-  /** Position on the input's last axis. */
-  readonly index: number;
-  readonly name: string;
+/** A numeric column's statistics. Manifests written before `kind` existed are numeric. */
+export interface NumericStats {
+  readonly kind?: 'numeric';
   readonly count: number;
   readonly mean: number;
   readonly std: number;
@@ -79,8 +76,50 @@ export interface FeatureBaseline {
   readonly max: number;
   /** Quantiles at 0.1, 0.2, ..., 0.9. */
   readonly quantiles: readonly number[];
-  /** Histogram with `edges.length - 1` bins over [min, max]. */
+  /**
+   * Histogram with `edges.length - 1` bins over [min, max]; bins are [lo, hi) except the last, which is
+   * closed. Drift puts values below the first edge in the first bin and above the last in the last.
+   */
   readonly histogram: { readonly edges: readonly number[]; readonly counts: readonly number[] };
+}
+
+/** A categorical column's counts: strings, booleans, and integers with few values. */
+export interface CategoricalStats {
+  readonly kind: 'categorical';
+  readonly count: number;
+  /**
+   * Rows per value. Keys are the value as text: a string as it is, a number in JavaScript's decimal form
+   * (`String(3)` is `'3'`), a boolean as `'true'` or `'false'`.
+   */
+  readonly categories: Readonly<Record<string, number>>;
+}
+
+export type ColumnStats = NumericStats | CategoricalStats;
+
+/** One model input column. */
+export type FeatureBaseline = ColumnStats & {
+  /** Model input the feature belongs to. */
+  readonly input: string;
+  /** Position in the input's row, flattened row-major (the last axis for a [batch, n] input). */
+  readonly index: number;
+  readonly name: string;
+};
+
+/** One model output column, from the model's own predictions on held-out data. */
+export type PredictionBaseline = ColumnStats & {
+  readonly output: string;
+  /** Position in the output's row, flattened row-major; 0 for a scalar per row. */
+  readonly index: number;
+  readonly name: string;
+};
+
+/** Reference distributions for drift: what the model saw in training and predicted on held-out data. */
+export interface ModelBaseline {
+  readonly features: readonly FeatureBaseline[];
+  /** @default - none: no prediction drift */
+  readonly predictions?: readonly PredictionBaseline[];
+  /** Where the numbers came from, e.g. `{"features": "train split, 120 rows", "predictions": "holdout, 30 rows"}`. */
+  readonly source?: Readonly<Record<string, string>>;
 }
 
 /** `model.json`, written beside `model.onnx` in a model folder. */
@@ -94,7 +133,7 @@ export interface ModelManifest {
   readonly sha256: string;
   readonly metrics?: Readonly<Record<string, number>>;
   readonly labels?: readonly string[];
-  readonly baseline?: { readonly features: readonly FeatureBaseline[] };
+  readonly baseline?: ModelBaseline;
   readonly sample?: { readonly request: InferRequest; readonly response: InferResponse };
   readonly training?: Readonly<Record<string, string | number>>;
 }

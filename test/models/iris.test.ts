@@ -61,6 +61,7 @@ describe('models/iris', () => {
     ]);
     for (const f of features) {
       expect(f.count).toBe(manifest.training?.train_rows);
+      if (f.kind === 'categorical') throw new Error(`${f.name} should be numeric`);
       expect(f.quantiles).toHaveLength(9);
       expect([...f.quantiles].sort((a, b) => a - b)).toEqual(f.quantiles);
       expect(f.min).toBeLessThanOrEqual(f.quantiles[0] ?? NaN);
