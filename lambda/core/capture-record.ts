@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * The data capture record: one JSON line per row a model predicted. The serving path writes it to its log
  * stream (stdout), a subscription filter sends the lines to Firehose, and Firehose files them in S3 under
@@ -55,4 +57,14 @@ export function isCaptureRecord(value: unknown): value is CaptureRecord {
 /** The S3 key prefix of a model version's captures on one day (UTC). */
 export function capturePrefix(model: string, version: string, date: string, root = 'captures/'): string {
   return `${root}model=${model}/version=${version}/date=${date}/`;
+}
+
+/**
+ * What a hashed element is written as: `sha256:` and the first 16 hex digits of the SHA-256 of its text
+ * (the same text as a categorical baseline's keys), so drift can hash a baseline's categories to compare.
+ * Unsalted: a value from a small set (a postcode, a yes/no) can be found by hashing every candidate, so
+ * redact those instead.
+ */
+export function hashValue(value: string | number | boolean): string {
+  return `sha256:${createHash('sha256').update(String(value)).digest('hex').slice(0, 16)}`;
 }
