@@ -1,3 +1,4 @@
+import { checkCaptureConfig, DEFAULT_CAPTURE_MAX_ROWS, type CaptureConfig } from './capture';
 import type { Limits } from './limits';
 
 /** What a deployed runtime is told through its environment. Parsed here so it can be tested without Lambda. */
@@ -18,6 +19,11 @@ export interface RuntimeConfig {
   readonly allowSpinning?: boolean;
   /** MODEL_VARIANT and MODEL_VARIANTS: the A/B variants of this endpoint. @default - none */
   readonly variants?: VariantsConfig;
+  /**
+   * CAPTURE_PERCENT (0 to 100), CAPTURE_REDACT and CAPTURE_HASH (comma-separated input or baseline feature
+   * names), CAPTURE_MAX_ROWS (rows per request). @default - off
+   */
+  readonly capture?: CaptureConfig;
 }
 
 /** Where one A/B variant's model is. */
@@ -74,6 +80,35 @@ function variantsFromEnv(env: Readonly<Record<string, string | undefined>>): Var
   return { own, models };
 }
 
+function names(env: Readonly<Record<string, string | undefined>>, key: string): string[] {
+  const raw = env[key];
+  if (raw === undefined || raw.trim() === '') return [];
+  const list = raw.split(',').map((n) => n.trim());
+  if (list.some((n) => n === '')) throw new Error(`${key} has an empty name: ${JSON.stringify(raw)}`);
+  return list;
+}
+
+/** Data capture, or undefined when CAPTURE_PERCENT is unset or 0. */
+function captureFromEnv(env: Readonly<Record<string, string | undefined>>): CaptureConfig | undefined {
+  const raw = env.CAPTURE_PERCENT;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const percent = Number(raw);
+  if (raw.trim() !== raw || !/^\d+(\.\d+)?$/.test(raw) || percent > 100) {
+    throw new Error(`CAPTURE_PERCENT must be a number from 0 to 100, got ${JSON.stringify(raw)}`);
+  }
+  if (percent === 0) return undefined;
+  try {
+    return checkCaptureConfig({
+      percent,
+      redact: names(env, 'CAPTURE_REDACT'),
+      hash: names(env, 'CAPTURE_HASH'),
+      maxRows: intVar(env, 'CAPTURE_MAX_ROWS') ?? DEFAULT_CAPTURE_MAX_ROWS,
+    });
+  } catch (err) {
+    throw new Error(`CAPTURE_REDACT, CAPTURE_HASH: ${(err as Error).message}`);
+  }
+}
+
 /** A whole number from the environment, at least `min` (1 or 0); unset or empty is undefined. */
 export function intVar(
   env: Readonly<Record<string, string | undefined>>,
@@ -122,6 +157,7 @@ export function runtimeConfigFromEnv(
     intraOpNumThreads: intVar(env, 'ORT_INTRA_OP_THREADS'),
     allowSpinning: flag(env, 'ORT_ALLOW_SPINNING'),
     variants: variantsFromEnv(env),
+    capture: captureFromEnv(env),
   };
 }
 

@@ -34,6 +34,7 @@ import { resolveLimits, type Limits } from './limits';
 import type { OnnxModel, SessionTuning, TensorIO } from './model';
 import { openModel, type ModelSpec } from './open';
 import { DynamicBatcher, type BatchingOptions, type BatchingStats } from './batcher';
+import type { DataCapturer } from './capture';
 
 export type { ModelSpec } from './open';
 
@@ -67,6 +68,10 @@ export interface Telemetry {
     format: RequestFormat;
   }): void;
   requestFailed?(e: { model?: string; kind: string; status: number; message: string; error?: unknown }): void;
+  /** A sampled request's rows were captured (data capture on). */
+  captured?(e: { model: string; version: string; written: number; skipped: number }): void;
+  /** Capture is off for a model (a bad redact or hash name), or one capture failed; the request is served. */
+  captureFailed?(e: { model: string; error: string }): void;
 }
 
 export interface ServiceOptions {
@@ -83,6 +88,12 @@ export interface ServiceOptions {
    */
   readonly batching?: BatchingOptions;
   readonly telemetry?: Telemetry;
+  /**
+   * Data capture: sampled requests' rows go to the capturer's sink after the model runs. Never fails or
+   * delays a response beyond building the lines.
+   * @default - off
+   */
+  readonly capture?: DataCapturer;
 }
 
 type ModelState =
@@ -133,6 +144,8 @@ export class InferenceService {
       }
       if (this.options.batching) this.batchers.set(model, new DynamicBatcher(model, this.options.batching));
       this.states[slot] = { state: 'ready', model };
+      const captureOff = this.options.capture?.check(model);
+      if (captureOff) this.options.telemetry?.captureFailed?.({ model: model.name, error: captureOff });
       this.options.telemetry?.modelLoaded?.({
         model: model.name,
         version: model.version,
@@ -288,7 +301,38 @@ export class InferenceService {
       totalMs: done - started,
       format,
     });
+    const capturer = this.options.capture;
+    if (capturer?.sample()) this.capture(capturer, model, prepared, results, done - started);
     return results;
+  }
+
+  private capture(
+    capturer: DataCapturer,
+    model: OnnxModel,
+    prepared: PreparedInference,
+    results: Awaited<ReturnType<OnnxModel['run']>>,
+    latencyMs: number,
+  ): void {
+    const telemetry = this.options.telemetry;
+    try {
+      const outcome = capturer.capture({
+        model,
+        requestId: prepared.id,
+        feeds: prepared.feeds,
+        results,
+        rows: prepared.batchSize,
+        latencyMs,
+      });
+      if (outcome.error === undefined) {
+        telemetry?.captured?.({ model: model.name, version: model.version, ...outcome });
+      }
+    } catch (err) {
+      // The response is what matters: a capture that breaks is reported and the request goes on.
+      telemetry?.captureFailed?.({
+        model: model.name,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
   }
 
   private async infer(

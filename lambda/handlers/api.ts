@@ -7,6 +7,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { toHttpRequest, toProxyResult, type ProxyEvent, type ProxyResult } from '../core/apigw';
+import { DataCapturer } from '../core/capture';
 import { bodyText } from '../core/codec';
 import { runtimeConfigFromEnv } from '../core/runtime-config';
 import { InferenceService, type HttpRequest, type HttpResponse, type Telemetry } from '../core/service';
@@ -39,18 +40,30 @@ const telemetry: Telemetry = {
     else
       logger.warn('request rejected', { model: e.model, kind: e.kind, status: e.status, reason: e.message });
   },
+  captured: (e) => metrics.addMetric('CapturedRows', MetricUnit.Count, e.written),
+  captureFailed: (e) => {
+    metrics.singleMetric().addMetric('CaptureErrors', MetricUnit.Count, 1);
+    logger.warn('data capture failed; the request was served', e);
+  },
 };
 
-const newService = () =>
+// Captured rows go to stdout, which Lambda ships to CloudWatch Logs by itself: no network call here.
+// Only the instance's own variant captures, so each log stream holds one model version.
+const capture = config.capture
+  ? new DataCapturer(config.capture, (line) => process.stdout.write(line), { variant: config.variants?.own })
+  : undefined;
+
+const newService = (own = false) =>
   new InferenceService({
     limits: config.limits,
     session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning },
     telemetry,
+    capture: own ? capture : undefined,
   });
-const service = newService();
+const service = newService(true);
 // With A/B variants a request may pin another variant's model (X-Model-Variant).
 const router: { handle(req: HttpRequest): Promise<HttpResponse> } = config.variants
-  ? new VariantRouter(config.variants, service, newService, config.modelName)
+  ? new VariantRouter(config.variants, service, () => newService(), config.modelName)
   : service;
 
 /** Starts at init, so the first request does not pay for the download and session creation. */

@@ -4,6 +4,7 @@
  * SIGTERM drains: readiness goes 503, accepted requests finish, then the process exits 0.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { DataCapturer } from '../core/capture';
 import { bodyText } from '../core/codec';
 import { serverConfigFromEnv, type ServerConfig } from '../core/runtime-config';
 import { InferenceService, type Telemetry } from '../core/service';
@@ -41,6 +42,7 @@ const telemetry: Telemetry = {
     else
       logger.warn('request rejected', { model: e.model, kind: e.kind, status: e.status, reason: e.message });
   },
+  captureFailed: (e) => logger.warn('data capture failed; the request was served', e),
 };
 
 const service = new InferenceService({
@@ -49,6 +51,12 @@ const service = new InferenceService({
   session: { intraOpNumThreads: config.intraOpNumThreads, allowSpinning: config.allowSpinning },
   batching: config.batching,
   telemetry,
+  // The awslogs driver ships stdout to CloudWatch Logs; the capture subscription takes it from there.
+  capture: config.capture
+    ? new DataCapturer(config.capture, (line) => process.stdout.write(line), {
+        variant: config.variants?.own,
+      })
+    : undefined,
 });
 
 async function main(): Promise<void> {
