@@ -169,3 +169,47 @@ describe('serverConfigFromEnv', () => {
     expect(() => serverConfigFromEnv({ MODEL_SHA256: 'nope' })).toThrow(/MODEL_SHA256 must be 64 hex/);
   });
 });
+
+describe('data capture from the environment', () => {
+  const base = { MODEL_URI: '/opt/ml/model' };
+
+  it('is off unless CAPTURE_PERCENT is above 0', () => {
+    expect(runtimeConfigFromEnv(base).capture).toBeUndefined();
+    expect(runtimeConfigFromEnv({ ...base, CAPTURE_PERCENT: '0' }).capture).toBeUndefined();
+    expect(runtimeConfigFromEnv({ ...base, CAPTURE_PERCENT: '' }).capture).toBeUndefined();
+  });
+
+  it('reads the percentage, the redact and hash names and the row limit', () => {
+    expect(runtimeConfigFromEnv({ ...base, CAPTURE_PERCENT: '2.5' }).capture).toEqual({
+      percent: 2.5,
+      redact: [],
+      hash: [],
+      maxRows: 1000,
+    });
+    expect(
+      serverConfigFromEnv({
+        CAPTURE_PERCENT: '100',
+        CAPTURE_REDACT: 'ssn, email',
+        CAPTURE_HASH: 'customer_id',
+        CAPTURE_MAX_ROWS: '50',
+      }).capture,
+    ).toEqual({ percent: 100, redact: ['ssn', 'email'], hash: ['customer_id'], maxRows: 50 });
+  });
+
+  it('names the bad variable', () => {
+    for (const bad of ['101', '-1', 'ten', ' 5', '1e2']) {
+      expect(() => runtimeConfigFromEnv({ ...base, CAPTURE_PERCENT: bad })).toThrow(
+        `CAPTURE_PERCENT must be a number from 0 to 100, got ${JSON.stringify(bad)}`,
+      );
+    }
+    expect(() => runtimeConfigFromEnv({ ...base, CAPTURE_PERCENT: '5', CAPTURE_REDACT: 'a,,b' })).toThrow(
+      'CAPTURE_REDACT has an empty name: "a,,b"',
+    );
+    expect(() =>
+      runtimeConfigFromEnv({ ...base, CAPTURE_PERCENT: '5', CAPTURE_REDACT: 'a', CAPTURE_HASH: 'a' }),
+    ).toThrow("'a' is both redacted and hashed");
+    expect(() => runtimeConfigFromEnv({ ...base, CAPTURE_PERCENT: '5', CAPTURE_MAX_ROWS: '0' })).toThrow(
+      'CAPTURE_MAX_ROWS must be a positive integer, got "0"',
+    );
+  });
+});
