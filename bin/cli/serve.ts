@@ -1,3 +1,10 @@
+import * as fs from 'node:fs';
+import {
+  CaptureConfigError,
+  checkCaptureConfig,
+  DataCapturer,
+  DEFAULT_CAPTURE_MAX_ROWS,
+} from '../../lambda/core/capture';
 import { exampleRequest } from '../../lambda/core/example';
 import { InferenceService } from '../../lambda/core/service';
 import { startServer } from '../../lambda/server/server';
@@ -23,6 +30,13 @@ Options:
                       join only the requests already waiting)
   --max-queue N       requests in flight before new ones get a 503 with Retry-After
                       (default 256)
+  --capture FILE      data capture: append each served row, with its prediction, to FILE
+                      as JSON lines, the records the AWS endpoint writes to S3 (read them
+                      with 'mdk drift')
+  --capture-percent P share of requests captured, 0 to 100 (default 100)
+  --capture-redact NAMES, --capture-hash NAMES
+                      comma-separated inputs or baseline feature names written as null,
+                      or as sha256:<16 hex>
   --quiet             no access log
   -h, --help          this help
 `;
@@ -43,6 +57,10 @@ export async function serveCommand(argv: string[]): Promise<number> {
     'batch-max-size': { type: 'string' },
     'batch-max-latency-ms': { type: 'string' },
     'max-queue': { type: 'string' },
+    capture: { type: 'string' },
+    'capture-percent': { type: 'string' },
+    'capture-redact': { type: 'string' },
+    'capture-hash': { type: 'string' },
     quiet: { type: 'boolean' },
   });
   if (p.help) {
@@ -58,7 +76,27 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (batchLatency !== undefined && batchMaxSize < 2) {
     throw new UsageError('--batch-max-latency-ms needs batching on: add --batch-max-size 2 or more');
   }
+  const captureFile = str(p, 'capture');
+  let captureStream: fs.WriteStream | undefined;
+  let capturedRows = 0;
+  let capturer: DataCapturer | undefined;
+  if (captureFile !== undefined) {
+    const config = captureConfig(p);
+    captureStream = await openCaptureFile(captureFile);
+    const out = captureStream;
+    capturer = new DataCapturer(config, (line) => out.write(line));
+  } else if (['capture-percent', 'capture-redact', 'capture-hash'].some((k) => str(p, k) !== undefined)) {
+    throw new UsageError('--capture-percent, --capture-redact and --capture-hash need --capture FILE');
+  }
   const service = new InferenceService({
+    capture: capturer,
+    telemetry: {
+      captured: (e) => {
+        capturedRows += e.written;
+      },
+      captureFailed: (e) =>
+        process.stderr.write(`mdk: data capture failed; the request was served: ${e.error}\n`),
+    },
     sagemaker: true,
     limits: {
       maxBatch: int(p, 'max-batch', 1, 1_000_000),
@@ -72,6 +110,8 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const started = performance.now();
   const model = await service.load({ location, name: str(p, 'name') });
   if (!model) throw new CliError(service.notReadyReason() ?? 'the model did not load');
+  const captureOff = capturer?.check(model);
+  if (captureOff) throw new UsageError(captureOff);
   const ms = Math.round(performance.now() - started);
   const tensors = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   process.stderr.write(
@@ -98,6 +138,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
     throw err;
   });
 
+  if (captureFile !== undefined && capturer) {
+    process.stderr.write(
+      `mdk: capturing ${capturer.config.percent}% of requests to ${captureFile} (read them with: mdk drift --baseline <model.json> --data ${captureFile})\n`,
+    );
+  }
   const base = `${running.url}/v2/models/${encodeURIComponent(model.name)}`;
   const body = JSON.stringify(exampleRequest(model));
   process.stdout.write(
@@ -117,6 +162,11 @@ export async function serveCommand(argv: string[]): Promise<number> {
       running
         .close()
         .then(() => service.close())
+        .then(() => closeCapture(captureStream))
+        .then(() => {
+          if (captureFile !== undefined)
+            process.stderr.write(`mdk: captured ${capturedRows} rows to ${captureFile}\n`);
+        })
         .then(
           () => resolve(0),
           () => resolve(1),
@@ -125,4 +175,45 @@ export async function serveCommand(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+function captureConfig(p: ReturnType<typeof parse>) {
+  const raw = str(p, 'capture-percent');
+  const percent = raw === undefined ? 100 : Number(raw);
+  if (raw !== undefined && (!/^\d+(\.\d+)?$/.test(raw) || percent > 100)) {
+    throw new UsageError(`--capture-percent must be a number from 0 to 100, got ${JSON.stringify(raw)}`);
+  }
+  const names = (key: string) =>
+    (str(p, key) ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== '');
+  try {
+    return checkCaptureConfig({
+      percent,
+      redact: names('capture-redact'),
+      hash: names('capture-hash'),
+      maxRows: DEFAULT_CAPTURE_MAX_ROWS,
+    });
+  } catch (err) {
+    if (err instanceof CaptureConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** Opens FILE for appending, so a bad path is an error before the model loads. */
+function openCaptureFile(file: string): Promise<fs.WriteStream> {
+  return new Promise((resolve, reject) => {
+    const stream = fs.createWriteStream(file, { flags: 'a' });
+    stream.once('open', () => {
+      // A full disk later loses captured rows, not requests.
+      stream.on('error', (err) => process.stderr.write(`mdk: writing ${file} failed: ${err.message}\n`));
+      resolve(stream);
+    });
+    stream.once('error', (err) => reject(new UsageError(`--capture ${file}: ${err.message}`)));
+  });
+}
+
+function closeCapture(stream: fs.WriteStream | undefined): Promise<void> {
+  return new Promise((resolve) => (stream ? stream.end(() => resolve()) : resolve()));
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { addMulModel, classifierModel, removeDir, writeModel, type WrittenModel } from '../fixtures/models';
@@ -252,6 +253,101 @@ describe('mdk', () => {
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(stderr).toMatch(/SIGTERM: draining in-flight requests/);
+    });
+
+    it('captures served rows to a file as the AWS endpoint does, redacted as asked', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-capture-'));
+      const file = path.join(dir, 'captured.jsonl');
+      const child = start([
+        'serve',
+        '--model',
+        IRIS,
+        '--port',
+        '0',
+        '--quiet',
+        '--capture',
+        file,
+        '--capture-redact',
+        'petal_length',
+      ]);
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          const m = /Serving 'iris' at (http:\/\/\S+)/.exec(stdout);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.on('close', () => reject(new Error(`mdk serve exited early: ${stderr}`)));
+      });
+      expect(stderr).toContain(`capturing 100% of requests to ${file}`);
+      for (const rows of [
+        [[6.4, 3.2, 4.5, 1.5]],
+        [
+          [4.7, 3.2, 1.3, 0.2],
+          [7.7, 2.6, 6.9, 2.3],
+        ],
+      ]) {
+        const res = await fetch(`${url}/v2/models/iris/infer`, {
+          method: 'POST',
+          body: JSON.stringify({
+            inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }],
+          }),
+        });
+        expect(res.status).toBe(200);
+      }
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stderr).toContain(`captured 3 rows to ${file}`);
+      const records = readJsonl(file);
+      expect(records.map((r) => r.inputs)).toEqual([
+        { input: [6.4, 3.2, null, 1.5] },
+        { input: [4.7, 3.2, null, 0.2] },
+        { input: [7.7, 2.6, null, 2.3] },
+      ]);
+      expect(
+        records.every((r) => r.mdk_capture === 1 && r.model === 'iris' && typeof r.version === 'string'),
+      ).toBe(true);
+      expect(records.map((r) => r.redacted)).toEqual([['petal_length'], ['petal_length'], ['petal_length']]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('refuses capture options that would capture the wrong thing, before serving', async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-capture-'));
+      const file = path.join(dir, 'c.jsonl');
+      const typo = await mdk([
+        'serve',
+        '--model',
+        IRIS,
+        '--port',
+        '0',
+        '--capture',
+        file,
+        '--capture-hash',
+        'petal_lenght',
+      ]);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toContain("'petal_lenght' names no input or baseline feature");
+      const alone = await mdk(['serve', '--model', IRIS, '--capture-percent', '5']);
+      expect(alone.code).toBe(2);
+      expect(alone.stderr).toContain(
+        '--capture-percent, --capture-redact and --capture-hash need --capture FILE',
+      );
+      const pct = await mdk(['serve', '--model', IRIS, '--capture', file, '--capture-percent', '150']);
+      expect(pct.code).toBe(2);
+      expect(pct.stderr).toContain('--capture-percent must be a number from 0 to 100, got "150"');
+      const nowhere = await mdk([
+        'serve',
+        '--model',
+        IRIS,
+        '--capture',
+        path.join(dir, 'no', 'such', 'c.jsonl'),
+      ]);
+      expect(nowhere.code).toBe(2);
+      expect(nowhere.stderr).toMatch(/--capture .*c\.jsonl: ENOENT/);
+      fs.rmSync(dir, { recursive: true, force: true });
     });
 
     it('exits 1 with the reason when the model fails its sha256 check', async () => {
