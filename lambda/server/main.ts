@@ -4,6 +4,7 @@
  * SIGTERM drains: readiness goes 503, accepted requests finish, then the process exits 0.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DataCapturer } from '../core/capture';
 import { bodyText } from '../core/codec';
 import { serverConfigFromEnv, type ServerConfig } from '../core/runtime-config';
@@ -11,6 +12,8 @@ import { InferenceService, type Telemetry } from '../core/service';
 import { startServer } from './server';
 
 const PAYLOAD_LOG_BYTES = 4096;
+/** How often the server writes its EMF metrics: values pile up in between (100 per line at most). */
+const METRICS_FLUSH_MS = 10_000;
 
 function fail(message: string): never {
   process.stderr.write(`${JSON.stringify({ level: 'ERROR', message, service: 'model-deploy-kit' })}\n`);
@@ -34,15 +37,36 @@ try {
 
 const logger = new Logger({ serviceName: 'model-deploy-kit', logLevel: config.logLevel });
 
+// The same EMF metrics as the Lambda handler; the awslogs driver's PutLogEvents calls get them extracted.
+// Model load failures are counted by the service's metric filter instead, as the task exits before a flush.
+const metrics = new Metrics({ namespace: 'ModelDeployKit', serviceName: 'model-deploy-kit' });
+const flushMetrics = () => {
+  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+};
+
 const telemetry: Telemetry = {
-  modelLoaded: (e) => logger.info('model loaded', e),
+  modelLoaded: (e) => {
+    metrics.setDefaultDimensions({ model: e.model });
+    metrics.singleMetric().addMetric('ModelLoadTime', MetricUnit.Milliseconds, e.loadMs);
+    logger.info('model loaded', e);
+  },
   modelFailed: (e) => logger.error('model failed to load', e),
+  inference: (e) => {
+    metrics.addMetric('InferenceLatency', MetricUnit.Milliseconds, e.runMs);
+    metrics.addMetric('RequestLatency', MetricUnit.Milliseconds, e.totalMs);
+    metrics.addMetric('BatchSize', MetricUnit.Count, e.batchSize);
+  },
   requestFailed: (e) => {
+    metrics.addMetric(`${e.kind}Errors`, MetricUnit.Count, 1);
     if (e.kind === 'Internal') logger.error('request failed', { model: e.model, error: e.error as Error });
     else
       logger.warn('request rejected', { model: e.model, kind: e.kind, status: e.status, reason: e.message });
   },
-  captureFailed: (e) => logger.warn('data capture failed; the request was served', e),
+  captured: (e) => metrics.addMetric('CapturedRows', MetricUnit.Count, e.written),
+  captureFailed: (e) => {
+    metrics.addMetric('CaptureErrors', MetricUnit.Count, 1);
+    logger.warn('data capture failed; the request was served', e);
+  },
 };
 
 const service = new InferenceService({
@@ -80,6 +104,7 @@ async function main(): Promise<void> {
     maxInFlight: config.maxInFlight,
   });
   if (config.logPayloads) logger.warn('LOG_PAYLOADS is on: request bodies are logged (truncated)');
+  setInterval(flushMetrics, METRICS_FLUSH_MS).unref();
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -91,6 +116,7 @@ async function main(): Promise<void> {
       .then(() => service.close())
       .then(
         () => {
+          flushMetrics();
           // Session runs and the requests they served: how much batching joined.
           logger.info('stopped', { signal, batching: service.batchingStats() });
           process.exit(0);

@@ -315,6 +315,34 @@ describe('the staged image', () => {
     );
   });
 
+  it('captures sampled rows and writes EMF metrics to stdout, which the awslogs driver ships', async () => {
+    server = await startServer(stage, {
+      MODEL_URI: path.join(stage, 'model'),
+      CAPTURE_PERCENT: '100',
+      CAPTURE_REDACT: 'sepal_length',
+    });
+    await ready(server);
+    const replies = await Promise.all(
+      [1, 2].map((i) => post(`${server?.url}/v2/models/iris/infer`, irisRow([5, 3, i, 1]))),
+    );
+    expect(replies.map((r) => r.status)).toEqual([200, 200]);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    const lines = server
+      .logs()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const captured = lines.filter((l) => l.mdk_capture === 1);
+    expect(
+      captured.map((l) => l.inputs).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    ).toEqual([{ input: [null, 3, 1, 1] }, { input: [null, 3, 2, 1] }]);
+    // Flushed at shutdown: both requests' latencies in one EMF line, so percentiles come from every value.
+    const emf = lines.find((l) => Array.isArray(l.RequestLatency));
+    expect(emf).toMatchObject({ model: 'iris', service: 'model-deploy-kit', CapturedRows: [1, 1] });
+    expect(emf?.RequestLatency).toHaveLength(2);
+  });
+
   it('drains on SIGTERM: requests in flight complete, then new connections are refused and it exits 0', async () => {
     server = await startServer(stage, {
       MODEL_URI: path.join(stage, 'model'),
