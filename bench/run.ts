@@ -17,7 +17,7 @@
  * The predict phase measures `mdk predict` rows/s on a CSV and a JSONL file against raw session.run at the same
  * batch size and against reading and parsing alone (predict-child.ts).
  *
- * BENCH_ONLY=handler,server,cold,predict picks phases (all by default); ORT_INTRA_OP_THREADS is honoured as in Lambda.
+ * BENCH_ONLY=handler,server,cold,predict,capture picks phases (all by default); ORT_INTRA_OP_THREADS is honoured as in Lambda.
  * BENCH_OPEN_LOOP_BASIS=N sets the req/s the open-loop rates are shares of, instead of the closed-loop point's,
  * to compare settings (threads, say) at the same arrival rates.
  */
@@ -60,7 +60,7 @@ import { fmt, table, type Cell } from './table';
 const QUICK = process.env.BENCH_QUICK === '1';
 /** Phases to run: handler, server (with the raw baseline), cold. */
 const ONLY = new Set(
-  (process.env.BENCH_ONLY ?? 'handler,server,cold,predict').split(',').map((x) => x.trim()),
+  (process.env.BENCH_ONLY ?? 'handler,server,cold,predict,capture').split(',').map((x) => x.trim()),
 );
 const MLP_LAYERS = [256, 1024, 1024, 10];
 const BATCHES = [1, 64];
@@ -207,6 +207,32 @@ async function benchHandler(model: ModelCase): Promise<HandlerChildResult> {
     stdout: 'ignore',
     timeoutMs: 240_000,
   });
+}
+
+// ---- 5. data capture ----
+
+interface CaptureBench {
+  readonly model: string;
+  /** The same handler child, data capture off and at 100 %, stdout piped to this process as Lambda pipes it. */
+  readonly off: HandlerChildResult;
+  readonly on: HandlerChildResult;
+}
+
+async function benchCapture(model: ModelCase): Promise<CaptureBench> {
+  const run = (capture: boolean) => {
+    progress(
+      `capture: ${model.label}, handler with data capture ${capture ? 'at 100 %' : 'off'} (stdout piped)`,
+    );
+    const args: HandlerChildArgs = { model, batches: BATCHES, ...CFG.handler };
+    return runChild(child('handler-child.ts'), args, 'handler', {
+      env: lambdaLikeEnv({ MODEL_URI: model.dir, ...(capture ? { CAPTURE_PERCENT: '100' } : {}) }),
+      stdout: 'pipe',
+      timeoutMs: 240_000,
+    });
+  };
+  const off = await run(false);
+  const on = await run(true);
+  return { model: model.key, off, on };
 }
 
 // ---- 2. server throughput, dynamic batching on and off ----
@@ -971,6 +997,8 @@ interface Results {
   deps: { module: string; ms: number }[];
   /** mdk predict vs its parts, when measured. */
   predict: PredictChildResult | undefined;
+  /** The handler with data capture off and on, when measured. */
+  capture: CaptureBench | undefined;
   /** CPU taken by other processes during each phase (Linux only): it skews every figure. */
   cpu: { phase: string; others: number | undefined; steal: number | undefined }[];
 }
@@ -1515,7 +1543,59 @@ function report(r: Results, verdictList: readonly Verdict[]): string {
     out.push('4. Batch: skipped (BENCH_ONLY)', '');
   }
 
-  out.push(`5. Goals (model: ${label(TARGET_MODEL)})`, '');
+  if (r.capture) {
+    const c = r.capture;
+    const ratio = (h: HandlerChildResult, batch: number, variant: string, base: string) => {
+      const a = find([h], c.model, batch, variant)?.mean;
+      const b = find([h], c.model, batch, base)?.mean;
+      return a !== undefined && b !== undefined ? a / b : undefined;
+    };
+    const rows: Cell[][] = [];
+    for (const batch of BATCHES) {
+      for (const [body, variant, base] of [
+        ['JSON', 'handler-json', 'raw-run+parse'],
+        ['binary', 'handler-binary', 'raw-run'],
+      ] as const) {
+        const off = ratio(c.off, batch, variant, base);
+        const on = ratio(c.on, batch, variant, base);
+        const usOff = find([c.off], c.model, batch, variant)?.mean;
+        const usOn = find([c.on], c.model, batch, variant)?.mean;
+        rows.push([
+          body,
+          batch,
+          usOff,
+          usOn,
+          off,
+          on,
+          usOn !== undefined && usOff !== undefined ? (usOn - usOff) / batch : undefined,
+        ]);
+      }
+    }
+    out.push(
+      `5. Data capture: the handler of section 1 run twice on the ${label(c.model)} model, capture off and at 100 %`,
+      '   (every row of every request written as a capture line to stdout, piped to this process as Lambda pipes it).',
+      '   Each run measures its handler against the raw session.run in the same process; the columns are those ratios.',
+      `   stdout per batch-1 request: ${fmt(c.off.stdoutBytesPerRequest)} B off, ${fmt(c.on.stdoutBytesPerRequest)} B on.`,
+      '',
+      table(
+        [
+          { title: 'body' },
+          { title: 'batch' },
+          { title: 'us off', decimals: 0 },
+          { title: 'us on', decimals: 0 },
+          { title: 'off / base', decimals: 2 },
+          { title: 'on / base', decimals: 2 },
+          { title: 'us per captured row', decimals: 1 },
+        ],
+        rows,
+      ),
+      '',
+    );
+  } else {
+    out.push('5. Data capture: skipped (BENCH_ONLY)', '');
+  }
+
+  out.push(`6. Goals (model: ${label(TARGET_MODEL)})`, '');
   out.push(
     table(
       [
@@ -1640,6 +1720,11 @@ async function main(): Promise<void> {
       cold = await benchCold(models, [tsx, bundled]);
       deps = await benchDeps(bundled);
     }
+    let capture: CaptureBench | undefined;
+    if (ONLY.has('capture')) {
+      phase('capture');
+      capture = await benchCapture(models.find((m) => m.key === TARGET_MODEL) as ModelCase);
+    }
     phase(undefined);
 
     const results: Results = {
@@ -1653,6 +1738,7 @@ async function main(): Promise<void> {
       cold,
       deps,
       predict,
+      capture,
       cpu,
     };
     const verdictList = verdicts(results);

@@ -131,14 +131,12 @@ function planFor(model: OnnxModel, config: CaptureConfig): ModelPlan {
   return { rules };
 }
 
-/** The shortest decimal that reads back as the same float32, so 6.4 is written as 6.4. */
+/**
+ * A float32 to 7 significant digits, about all the precision it has: 6.4 is written 6.4, not 6.400000095.
+ * Cheaper than the shortest exact form (one toPrecision instead of up to four), which matters at ~0.3 us a value.
+ */
 function float32(v: number): number {
-  if (!Number.isFinite(v)) return v;
-  for (let p = 6; p < 9; p++) {
-    const n = Number(v.toPrecision(p));
-    if (Math.fround(n) === v) return n;
-  }
-  return Number(v.toPrecision(9));
+  return Number.isFinite(v) ? Number(v.toPrecision(7)) : v;
 }
 
 type Element = (data: Tensor['data'], i: number) => CaptureScalar;
