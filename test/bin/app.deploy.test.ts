@@ -260,10 +260,10 @@ it('the inference, batch and stream functions serve that version: MODEL_URI and 
   const serving = configs.filter((c) => c.Environment?.Variables?.['MODEL_URI'] !== undefined);
   // The API's function, the batch job's object and batch functions, and the stream function.
   expect(serving.map((c) => c.Description).sort()).toEqual([
-    'model-deploy-kit: batch job batches with iris 1.0.0 (ONNX)',
-    'model-deploy-kit: batch job with iris 1.0.0 (ONNX)',
-    'model-deploy-kit: serves iris 1.0.0 (ONNX, KServe V2)',
-    'model-deploy-kit: stream inference with iris 1.0.0 (ONNX)',
+    'model-deploy-kit: batch job batches with iris 1.1.0 (ONNX)',
+    'model-deploy-kit: batch job with iris 1.1.0 (ONNX)',
+    'model-deploy-kit: serves iris 1.1.0 (ONNX, KServe V2)',
+    'model-deploy-kit: stream inference with iris 1.1.0 (ONNX)',
   ]);
   for (const fn of serving) {
     expect(fn.Runtime).toBe('nodejs22.x');

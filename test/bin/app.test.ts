@@ -75,7 +75,7 @@ describe('bin/app.ts', () => {
       expect(fs.readdirSync(napi)).toEqual(['linux']);
       expect(fs.readdirSync(path.join(napi, 'linux'))).toEqual(['arm64']);
     }
-    // the lock file already held iris 1.0.0: a synth does not rewrite it
+    // the lock file already held iris 1.1.0: a synth does not rewrite it
     expect(fs.readFileSync(lock, 'utf8')).toBe(
       fs.readFileSync(path.join(ROOT, 'model-versions.json'), 'utf8'),
     );

@@ -89,11 +89,11 @@ describe('mdk registry, in process', () => {
       '--create-group',
     ]);
     expect(first).toMatchObject({ code: 0 });
-    expect(first.stdout).toMatch(/^registered: cli-iris package 1: iris 1\.0\.0, PendingManualApproval\n/);
-    expect(first.stdout).toContain('s3://cli-models/iris/1.0.0/');
+    expect(first.stdout).toMatch(/^registered: cli-iris package 1: iris 1\.1\.0, PendingManualApproval\n/);
+    expect(first.stdout).toContain('s3://cli-models/iris/1.1.0/');
     expect(first.stderr).toContain('mdk: creating model package group cli-iris');
     expect(first.stderr).toContain('mdk: uploading model.onnx');
-    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'iris/1.0.0/model.onnx' }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'iris/1.1.0/model.onnx' }));
     expect(head.Metadata?.sha256).toMatch(/^[0-9a-f]{64}$/);
 
     const again = await run(['register', '--group', group, '--model', IRIS, '--bucket', BUCKET, '--json']);
@@ -103,20 +103,20 @@ describe('mdk registry, in process', () => {
       packageVersion: 1,
       created: false,
       modelName: 'iris',
-      version: '1.0.0',
+      version: '1.1.0',
       status: 'PendingManualApproval',
-      s3Uri: 's3://cli-models/iris/1.0.0/',
+      s3Uri: 's3://cli-models/iris/1.1.0/',
     });
     expect(json.uploads).toEqual([
-      { key: 'iris/1.0.0/model.onnx', action: 'unchanged' },
-      { key: 'iris/1.0.0/metrics.json', action: 'unchanged' },
-      { key: 'iris/1.0.0/model.json', action: 'unchanged' },
+      { key: 'iris/1.1.0/model.onnx', action: 'unchanged' },
+      { key: 'iris/1.1.0/metrics.json', action: 'unchanged' },
+      { key: 'iris/1.1.0/model.json', action: 'unchanged' },
     ]);
   });
 
   test('approve, reject, list and resolve', async () => {
     expect(
-      (await run(['register', '--group', group, '--model', irisVersion('1.1.0'), '--bucket', BUCKET])).code,
+      (await run(['register', '--group', group, '--model', irisVersion('1.2.0'), '--bucket', BUCKET])).code,
     ).toBe(0);
     const approved = await run([
       'approve',
@@ -128,12 +128,12 @@ describe('mdk registry, in process', () => {
       'looks good',
     ]);
     expect(approved).toMatchObject({ code: 0 });
-    expect(approved.stdout).toMatch(/^cli-iris package 1: iris 1\.0\.0, Approved/);
+    expect(approved.stdout).toMatch(/^cli-iris package 1: iris 1\.1\.0, Approved/);
 
     const resolved = await run(['resolve', '--group', group, '--bucket', BUCKET, '--json']);
     expect(JSON.parse(resolved.stdout)).toMatchObject({
       packageVersion: 1,
-      version: '1.0.0',
+      version: '1.1.0',
       status: 'Approved',
     });
 
@@ -143,12 +143,12 @@ describe('mdk registry, in process', () => {
       '--group',
       group,
       '--model',
-      irisVersion('1.2.0'),
+      irisVersion('1.3.0'),
       '--bucket',
       BUCKET,
       '--approve',
     ]);
-    expect(approvedAtOnce.stdout).toMatch(/package 3: iris 1\.2\.0, Approved/);
+    expect(approvedAtOnce.stdout).toMatch(/package 3: iris 1\.3\.0, Approved/);
     expect(JSON.parse((await run(['resolve', '--group', group, '--json'])).stdout)).toMatchObject({
       packageVersion: 3,
     });
@@ -156,7 +156,7 @@ describe('mdk registry, in process', () => {
       JSON.parse((await run(['list', '--group', group, '--json'])).stdout) as { packageArn: string }[]
     )[0]!.packageArn;
     expect((await run(['reject', '--group', group, '--version', arn])).stdout).toMatch(
-      /package 3: iris 1\.2\.0, Rejected/,
+      /package 3: iris 1\.3\.0, Rejected/,
     );
     expect(JSON.parse((await run(['resolve', '--group', group, '--json'])).stdout)).toMatchObject({
       packageVersion: 1,
@@ -167,9 +167,9 @@ describe('mdk registry, in process', () => {
     const lines = list.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^VERSION\s+STATUS\s+MODEL\s+MODEL VERSION\s+CREATED$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([
-      ['3', 'Rejected', 'iris', '1.2.0'],
-      ['2', 'PendingManualApproval', 'iris', '1.1.0'],
-      ['1', 'Approved', 'iris', '1.0.0'],
+      ['3', 'Rejected', 'iris', '1.3.0'],
+      ['2', 'PendingManualApproval', 'iris', '1.2.0'],
+      ['1', 'Approved', 'iris', '1.1.0'],
     ]);
     expect(lines[1]).toMatch(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
   });

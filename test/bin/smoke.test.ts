@@ -74,7 +74,7 @@ describe('mdk smoke against the local server', () => {
     const run = await smoke(['--url', iris.server.url, '--model', IRIS_DIR]);
     expect(run).toEqual({
       code: 0,
-      out: `smoke test passed: ${iris.server.url}/ is ready, and iris 1.0.0 answered its sample as expected\n`,
+      out: `smoke test passed: ${iris.server.url}/ is ready, and iris 1.1.0 answered its sample as expected\n`,
       err: '',
     });
     const paths = iris.seen.slice(-2).map((r) => `${r.method} ${r.url}`);
@@ -94,7 +94,7 @@ describe('mdk smoke against the local server', () => {
     const other = await serve(variant.dir);
     const run = await smoke(['--url', `${other.server.url}/`, '--model', IRIS_DIR, '--wait', '5']);
     expect(run.code).toBe(1);
-    expect(run.out).toContain(`smoke test FAILED: ${other.server.url}/v2/models/iris/infer (iris 1.0.0):\n`);
+    expect(run.out).toContain(`smoke test FAILED: ${other.server.url}/v2/models/iris/infer (iris 1.1.0):\n`);
     expect(run.out).toContain(`  output 'probabilities'[1]: expected 0.9706579, got 0.002466524\n`);
     expect(run.out).toContain(`  output 'label'[0]: expected 1, got 2\n`);
   });

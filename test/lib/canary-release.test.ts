@@ -122,7 +122,7 @@ describe('CanaryRelease', () => {
     expect(env.TARGET_VERSION_ARN).toEqual(versionRef);
     expect(versionRef).toEqual({ Ref: expect.stringMatching(/^InferenceFunctionCurrentVersion/) as string });
     expect(JSON.stringify(env.MANIFEST_URI)).toMatch(
-      /"s3:\/\/",\{"Ref":"Models\w+"\},"\/iris\/1\.0\.0\/model\.json"/,
+      /"s3:\/\/",\{"Ref":"Models\w+"\},"\/iris\/1\.1\.0\/model\.json"/,
     );
     // It waits for the model version to be published before it can read its manifest.
     const depends = (t.findResources('AWS::Lambda::Function')[hookId] as { DependsOn?: string[] }).DependsOn;
@@ -161,7 +161,7 @@ describe('CanaryRelease', () => {
       ],
     });
     const read = statements.find((s) => s.Action === 's3:GetObject');
-    expect(JSON.stringify(read?.Resource)).toContain('/iris/1.0.0/model.json');
+    expect(JSON.stringify(read?.Resource)).toContain('/iris/1.1.0/model.json');
     const all = JSON.stringify(statements);
     expect(all).not.toContain('model.onnx');
     expect(all).not.toContain('"Resource":"*"');
@@ -236,7 +236,7 @@ describe('CanaryRelease', () => {
     const noSample = copyModel({ manifest: (m) => delete m.sample });
     tempDirs.push(noSample);
     expect(() => bundledRelease({}, testStack(), noSample)).toThrow(
-      /the manifest of iris 1\.0\.0 has no "sample".*Add one to model\.json .* or set preTrafficCheck: false/,
+      /the manifest of iris 1\.1\.0 has no "sample".*Add one to model\.json .* or set preTrafficCheck: false/,
     );
     const stack = testStack();
     const models = new ModelBucket(stack, 'Models');

@@ -39,17 +39,17 @@ describe('ModelArtifact', () => {
     const models = new ModelBucket(stack, 'Models');
     const artifact = new ModelArtifact(stack, 'Iris', { bucket: models.bucket, modelDir: IRIS_DIR });
     expect(artifact.modelName).toBe('iris');
-    expect(artifact.version).toBe('1.0.0');
-    expect(artifact.keyPrefix).toBe('iris/1.0.0/');
+    expect(artifact.version).toBe('1.1.0');
+    expect(artifact.keyPrefix).toBe('iris/1.1.0/');
     expect(artifact.sha256).toBe(iris.sha256);
     expect(artifact.manifest.name).toBe('iris');
     expect(stack.resolve(artifact.s3Uri)).toEqual({
-      'Fn::Join': ['', ['s3://', { Ref: matching(/^ModelsBucket/) }, '/iris/1.0.0/']],
+      'Fn::Join': ['', ['s3://', { Ref: matching(/^ModelsBucket/) }, '/iris/1.1.0/']],
     });
     const t = template(stack);
     const { props } = onlyResource(t, 'Custom::ModelVersion');
     expect(props).toMatchObject({
-      DestinationPrefix: 'iris/1.0.0/',
+      DestinationPrefix: 'iris/1.1.0/',
       ModelSha256: iris.sha256,
       ModelSourceKey: matching(/^[0-9a-f]{64}\.onnx$/),
       ManifestSourceKey: matching(/^[0-9a-f]{64}\.json$/),
@@ -67,8 +67,8 @@ describe('ModelArtifact', () => {
     const models = new ModelBucket(stack, 'Models');
     new ModelArtifact(stack, 'Iris', { bucket: models.bucket, modelDir: IRIS_DIR });
     const policy = JSON.stringify(template(stack).findResources('AWS::IAM::Policy'));
-    expect(policy).toContain('/iris/1.0.0/model.onnx');
-    expect(policy).toContain('/iris/1.0.0/model.json');
+    expect(policy).toContain('/iris/1.1.0/model.onnx');
+    expect(policy).toContain('/iris/1.1.0/model.json');
     expect(policy).toContain('s3:PutObject');
     expect(policy).toContain('kms:GenerateDataKey');
     expect(policy).not.toMatch(/"s3:\w*\*"/);
@@ -93,7 +93,7 @@ describe('ModelArtifact', () => {
         Properties: { Roles: [{ Ref: stack.getLogicalId(role.node.defaultChild as iam.CfnRole) }] },
       }),
     );
-    expect(reader).toContain('team-models/iris/1.0.0/model.onnx');
+    expect(reader).toContain('team-models/iris/1.1.0/model.onnx');
     expect(reader).not.toContain('2.0.0');
   });
 
@@ -104,7 +104,7 @@ describe('ModelArtifact', () => {
     artifactIn(a, IRIS_DIR);
     const changed = temp(copyModel({ appendBytes: 8, manifest: (m) => delete m.sha256 }));
     expect(() => artifactIn(b, changed)).toThrow(
-      /iris 1.0.0 has different bytes in .* and .* \(model.onnx was sha256 81c53a2a[0-9a-f]{56}, is now [0-9a-f]{64}; model.json was .*\)\. Versions are immutable: give one of them a new version/,
+      /iris 1.1.0 has different bytes in .* and .* \(model.onnx was sha256 81c53a2a[0-9a-f]{56}, is now [0-9a-f]{64}; model.json was .*\)\. Versions are immutable: give one of them a new version/,
     );
   });
 
@@ -115,7 +115,7 @@ describe('ModelArtifact', () => {
     artifactIn(a, IRIS_DIR);
     const edited = temp(copyModel({ manifest: (m) => (m.description = 'same version, new words') }));
     expect(() => artifactIn(b, edited)).toThrow(
-      /iris 1.0.0 has different bytes in .* \(model.json was sha256 [0-9a-f]{64}, is now [0-9a-f]{64}\)/,
+      /iris 1.1.0 has different bytes in .* \(model.json was sha256 [0-9a-f]{64}, is now [0-9a-f]{64}\)/,
     );
   });
 
@@ -123,7 +123,7 @@ describe('ModelArtifact', () => {
     const stack = testStack();
     const changed = temp(copyModel({ appendBytes: 8 }));
     expect(() => artifactIn(stack, changed)).toThrow(
-      /hashes to sha256 [0-9a-f]{64}, but .*model.json says 81c53a2a.* for iris 1.0.0.*give the model a new version/,
+      /hashes to sha256 [0-9a-f]{64}, but .*model.json says 81c53a2a.* for iris 1.1.0.*give the model a new version/,
     );
   });
 
@@ -133,22 +133,25 @@ describe('ModelArtifact', () => {
     artifactIn(testStack(), IRIS_DIR, lock);
     expect(JSON.parse(fs.readFileSync(lock, 'utf8'))).toEqual({
       iris: {
-        '1.0.0': {
+        '1.1.0': {
           'model.onnx': iris.sha256,
           'model.json': sha256Hex(fs.readFileSync(path.join(IRIS_DIR, 'model.json'))),
         },
       },
     });
-    // the repository's own lock file records the example model the same way
-    expect(fs.readFileSync(lock, 'utf8')).toBe(
+    // the repository's own lock file records the example model's version the same way (beside older ones)
+    const repoLock = JSON.parse(
       fs.readFileSync(path.join(IRIS_DIR, '..', '..', 'model-versions.json'), 'utf8'),
+    ) as { iris: Record<string, unknown> };
+    expect(repoLock.iris['1.1.0']).toEqual(
+      (JSON.parse(fs.readFileSync(lock, 'utf8')) as { iris: Record<string, unknown> }).iris['1.1.0'],
     );
 
     // a later synth (a new app) with the same version but other bytes
     const later = testStack();
     const changed = temp(copyModel({ appendBytes: 8, manifest: (m) => delete m.sha256 }));
     expect(() => artifactIn(later, changed, lock)).toThrow(
-      /iris 1.0.0 is recorded in .*model-versions.json with other bytes \(model.onnx was sha256 81c53a2a.*\)\. Versions are immutable: give the new bytes a new version/,
+      /iris 1.1.0 is recorded in .*model-versions.json with other bytes \(model.onnx was sha256 81c53a2a.*\)\. Versions are immutable: give the new bytes a new version/,
     );
 
     // a manifest edit alone is a change too
@@ -161,15 +164,15 @@ describe('ModelArtifact', () => {
     const next = testStack();
     artifactIn(
       next,
-      temp(copyModel({ appendBytes: 8, manifest: (m) => ((m.version = '1.1.0'), delete m.sha256) })),
+      temp(copyModel({ appendBytes: 8, manifest: (m) => ((m.version = '1.2.0'), delete m.sha256) })),
       lock,
     );
     const recorded = JSON.parse(fs.readFileSync(lock, 'utf8')) as {
       iris: Record<string, Record<string, string>>;
     };
-    expect(Object.keys(recorded.iris)).toEqual(['1.0.0', '1.1.0']);
-    expect(recorded.iris['1.1.0']?.['model.onnx']).toMatch(/^[0-9a-f]{64}$/);
-    expect(recorded.iris['1.1.0']?.['model.onnx']).not.toBe(iris.sha256);
+    expect(Object.keys(recorded.iris)).toEqual(['1.1.0', '1.2.0']);
+    expect(recorded.iris['1.2.0']?.['model.onnx']).toMatch(/^[0-9a-f]{64}$/);
+    expect(recorded.iris['1.2.0']?.['model.onnx']).not.toBe(iris.sha256);
   });
 
   test.each([

@@ -8,7 +8,7 @@ describe('bindModel', () => {
     const stack = testStack();
     const s3 = bindModel(stack, 'X', { modelDir: IRIS_DIR });
     expect(s3.modelBucket).toBeDefined();
-    expect(s3.artifact?.version).toBe('1.0.0');
+    expect(s3.artifact?.version).toBe('1.1.0');
     expect(s3.bundledModelDir).toBeUndefined();
     template(stack).resourceCountIs('Custom::ModelVersion', 1);
 

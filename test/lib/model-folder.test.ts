@@ -10,7 +10,7 @@ describe('readModelFolder', () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(IRIS_DIR, 'model.json'), 'utf8')) as {
       sha256: string;
     };
-    expect(folder.manifest).toMatchObject({ name: 'iris', version: '1.0.0' });
+    expect(folder.manifest).toMatchObject({ name: 'iris', version: '1.1.0' });
     expect(folder.sha256).toBe(manifest.sha256);
     expect(folder.manifestSha256).toBe(
       crypto

@@ -17,7 +17,7 @@ describe('ModelFunction', () => {
     });
     const t = template(stack);
     const worker = t.findResources('AWS::Lambda::Function', {
-      Properties: { Description: 'model-deploy-kit: batch with iris 1.0.0 (ONNX)' },
+      Properties: { Description: 'model-deploy-kit: batch with iris 1.1.0 (ONNX)' },
     });
     const props = (Object.values(worker)[0] as { Properties: Record<string, unknown> }).Properties;
     expect(props).toMatchObject({
@@ -26,7 +26,7 @@ describe('ModelFunction', () => {
       Environment: { Variables: { MODEL_NAME: 'iris', MODEL_SHA256: artifact.sha256 } },
     });
     expect(fn.modelName).toBe('iris');
-    expect(fn.modelVersion).toBe('1.0.0');
+    expect(fn.modelVersion).toBe('1.1.0');
     expect(
       t.findResources('AWS::IAM::Role', { Properties: { Description: 'Runs the iris batch function' } }),
     ).not.toEqual({});
@@ -36,7 +36,7 @@ describe('ModelFunction', () => {
         Properties: { Roles: [{ Ref: stack.getLogicalId(fn.role.node.defaultChild as cdk.CfnElement) }] },
       }),
     );
-    expect(own).toContain('/iris/1.0.0/model.onnx');
+    expect(own).toContain('/iris/1.1.0/model.onnx');
     expect(own).toContain(stack.getLogicalId(fn.logGroup.node.defaultChild as cdk.CfnElement));
   });
 

@@ -157,18 +157,18 @@ describe('ModelMonitoring', () => {
   test('an A/B function: error-rate and p99 alarms per variant on its executed version, and traffic per variant', () => {
     const stack = testStack();
     const models = new ModelBucket(stack, 'Models');
-    const next = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+    const next = copyModel({ manifest: (m) => (m.version = '1.2.0') });
     const challenger = new ModelArtifact(stack, 'Next', { bucket: models.bucket, modelDir: next });
     fs.rmSync(next, { recursive: true, force: true });
     const onnxFunction = new OnnxFunction(stack, 'Inference', {
       bundledModelDir: IRIS_DIR,
-      challenger: { model: challenger, weight: 0.25, name: 'v1-1' },
+      challenger: { model: challenger, weight: 0.25, name: 'v1-2' },
     });
     const monitoring = new ModelMonitoring(stack, 'Monitoring', {
       onnxFunction,
       thresholds: { errorRatePercent: 3, p99DurationMs: 700 },
     });
-    expect(Object.keys(monitoring.variantAlarms)).toEqual(['primary', 'v1-1']);
+    expect(Object.keys(monitoring.variantAlarms)).toEqual(['primary', 'v1-2']);
     expect(monitoring.alarms).toEqual(
       expect.arrayContaining(
         Object.values(monitoring.variantAlarms).flatMap((a) => [a.errorRate, a.duration]),
@@ -179,12 +179,12 @@ describe('ModelMonitoring', () => {
       (a) => (a as { Properties: AlarmProps }).Properties,
     );
     const errorRate = alarms.find((a) =>
-      a.AlarmDescription.includes('variant v1-1 (model 1.1.0): Lambda errors'),
+      a.AlarmDescription.includes('variant v1-2 (model 1.2.0): Lambda errors'),
     );
     expect(errorRate?.Threshold).toBe(3);
     expect(JSON.stringify(errorRate?.Metrics)).toContain('ExecutedVersion');
     const duration = alarms.find((a) =>
-      a.AlarmDescription.includes('variant primary (model 1.0.0): Lambda p99'),
+      a.AlarmDescription.includes('variant primary (model 1.1.0): Lambda p99'),
     );
     expect(duration?.Threshold).toBe(700);
     const metric = JSON.stringify(duration);
@@ -193,7 +193,7 @@ describe('ModelMonitoring', () => {
     }
     const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
     expect(body).toContain('Invocations per variant');
-    expect(body).toContain('Invocations (v1-1)');
+    expect(body).toContain('Invocations (v1-2)');
     // One model, no variant alarms.
     expect(build().monitoring.variantAlarms).toEqual({});
   });

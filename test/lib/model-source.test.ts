@@ -37,7 +37,7 @@ describe('ModelSource', () => {
     const bucket = s3.Bucket.fromBucketName(stack, 'B', 'team-models');
     const version = source.bind(stack, 'Model', { bucket });
     expect(version).toBeInstanceOf(ModelArtifact);
-    expect(version).toMatchObject({ modelName: 'iris', version: '1.0.0', bucket });
+    expect(version).toMatchObject({ modelName: 'iris', version: '1.1.0', bucket });
     template(stack).resourceCountIs('Custom::ModelVersion', 1);
   });
 

@@ -101,7 +101,7 @@ describe('OnnxContainerService', () => {
     });
     expect(service.cpuArchitecture).toBe(ecs.CpuArchitecture.ARM64);
     expect(service.modelName).toBe('iris');
-    expect(service.modelVersion).toBe('1.0.0');
+    expect(service.modelVersion).toBe('1.1.0');
   });
 
   test('the container: read-only root with a /tmp volume, non-root, health check, drain under the stop timeout', () => {
@@ -191,8 +191,8 @@ describe('OnnxContainerService', () => {
     }[];
     expect(statements.map((s) => s.Action)).toEqual(['s3:GetObject', 'kms:Decrypt']);
     const objects = JSON.stringify(statements[0]?.Resource);
-    expect(objects).toContain('/iris/1.0.0/model.onnx');
-    expect(objects).toContain('/iris/1.0.0/model.json');
+    expect(objects).toContain('/iris/1.1.0/model.onnx');
+    expect(objects).toContain('/iris/1.1.0/model.json');
     expect(JSON.stringify(statements)).not.toContain('*');
     t.hasResourceProperties('AWS::IAM::Role', {
       AssumeRolePolicyDocument: {

@@ -73,7 +73,7 @@ async function infer(functionName: string, qualifier: string, headers: Record<st
 }
 
 test('the alias splits traffic between two versions, each serving its own model', async () => {
-  const nextDir = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+  const nextDir = copyModel({ manifest: (m) => (m.version = '1.2.0') });
   dirs.push(nextDir);
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-ab-deploy-'));
   dirs.push(outdir);
@@ -104,19 +104,19 @@ test('the alias splits traffic between two versions, each serving its own model'
         new GetFunctionConfigurationCommand({ FunctionName: name, Qualifier: qualifier }),
       )
     ).Environment?.Variables ?? {};
-  expect((await env('2')).MODEL_URI).toBe(`s3://${BUCKET}/iris/1.1.0/`);
+  expect((await env('2')).MODEL_URI).toBe(`s3://${BUCKET}/iris/1.2.0/`);
   expect((await env('2')).MODEL_VARIANT).toBe('challenger');
   // $LATEST is the primary's again, as CloudFormation left it.
-  expect(await env()).toMatchObject({ MODEL_URI: `s3://${BUCKET}/iris/1.0.0/`, MODEL_VARIANT: 'primary' });
+  expect(await env()).toMatchObject({ MODEL_URI: `s3://${BUCKET}/iris/1.1.0/`, MODEL_VARIANT: 'primary' });
 
   const primary = await infer(name, '1');
   expect(primary).toMatchObject({ status: 200, variant: 'primary' });
   expect(primary.body).toEqual(manifest.sample?.response);
   const challenger = await infer(name, '2');
   expect(challenger).toMatchObject({ status: 200, variant: 'challenger' });
-  expect(challenger.body.model_version).toBe('1.1.0');
+  expect(challenger.body.model_version).toBe('1.2.0');
   // A pinned request gets the challenger whichever version it lands on.
   const pinned = await infer(name, '1', { 'X-Model-Variant': 'challenger' });
   expect(pinned).toMatchObject({ status: 200, variant: 'challenger' });
-  expect(pinned.body.model_version).toBe('1.1.0');
+  expect(pinned.body.model_version).toBe('1.2.0');
 }, 300_000);

@@ -52,7 +52,7 @@ describe('OnnxFunction', () => {
       LOG_PAYLOADS: 'false',
       POWERTOOLS_METRICS_NAMESPACE: 'ModelDeployKit',
     });
-    expect(JSON.stringify(env.MODEL_URI)).toContain('/iris/1.0.0/');
+    expect(JSON.stringify(env.MODEL_URI)).toContain('/iris/1.1.0/');
     expect(env).not.toHaveProperty('MAX_BATCH');
     expect(props).not.toHaveProperty('ReservedConcurrentExecutions');
     t.hasResourceProperties('AWS::Lambda::Alias', { Name: 'live' });
@@ -61,7 +61,7 @@ describe('OnnxFunction', () => {
     );
     t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
     expect(fn.modelName).toBe('iris');
-    expect(fn.modelVersion).toBe('1.0.0');
+    expect(fn.modelVersion).toBe('1.1.0');
   });
 
   test('its role reads that model version only, and writes its own log group; no managed policies', () => {
@@ -72,7 +72,7 @@ describe('OnnxFunction', () => {
     const policy = JSON.stringify(
       t.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: roleId }] } }),
     );
-    expect(policy).toContain('/iris/1.0.0/model.onnx');
+    expect(policy).toContain('/iris/1.1.0/model.onnx');
     expect(policy).toContain('logs:PutLogEvents');
     expect(policy).toContain('kms:Decrypt');
     expect(policy).not.toContain('s3:PutObject');
@@ -259,7 +259,7 @@ describe('OnnxFunction', () => {
 });
 
 describe('OnnxFunction with an A/B challenger', () => {
-  const challengerDir = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+  const challengerDir = copyModel({ manifest: (m) => (m.version = '1.2.0') });
   afterAll(() => fs.rmSync(challengerDir, { recursive: true, force: true }));
 
   function ab(challenger: Partial<ChallengerProps> = {}, props: Partial<OnnxFunctionProps> = {}) {
@@ -281,16 +281,16 @@ describe('OnnxFunction with an A/B challenger', () => {
     expect(variant.props).toMatchObject({
       VariantEnvironment: { MODEL_SHA256: SHA, MODEL_VARIANT: 'challenger' },
       PrimaryEnvironment: { MODEL_SHA256: SHA, MODEL_VARIANT: 'primary' },
-      Description: 'iris 1.1.0 (A/B variant challenger)',
+      Description: 'iris 1.2.0 (A/B variant challenger)',
       FunctionName: { Ref: expect.stringMatching(/^InferenceFunction/) as unknown },
       PrimaryVersion: {
         'Fn::GetAtt': [expect.stringMatching(/^InferenceFunctionCurrentVersion/), 'Version'],
       },
     });
     const variantEnv = variant.props.VariantEnvironment as Record<string, unknown>;
-    expect(JSON.stringify(variantEnv.MODEL_URI)).toContain('/iris/1.1.0/');
+    expect(JSON.stringify(variantEnv.MODEL_URI)).toContain('/iris/1.2.0/');
     expect(JSON.stringify((variant.props.PrimaryEnvironment as Record<string, unknown>).MODEL_URI)).toContain(
-      '/iris/1.0.0/',
+      '/iris/1.1.0/',
     );
     t.hasResource('Custom::ModelVariantVersion', { DeletionPolicy: 'Retain' });
     const alias = onlyResource(t, 'AWS::Lambda::Alias').props;
@@ -309,10 +309,10 @@ describe('OnnxFunction with an A/B challenger', () => {
     expect(env.MODEL_VARIANT).toBe('primary');
     const variants = JSON.stringify(env.MODEL_VARIANTS);
     expect(variants).toContain('\\"challenger\\":{\\"uri\\":\\"s3://');
-    expect(variants).toContain('/iris/1.1.0/');
+    expect(variants).toContain('/iris/1.2.0/');
     expect(fn.variants.map((v) => [v.name, v.weight, v.modelVersion])).toEqual([
-      ['primary', 0.9, '1.0.0'],
-      ['challenger', 0.1, '1.1.0'],
+      ['primary', 0.9, '1.1.0'],
+      ['challenger', 0.1, '1.2.0'],
     ]);
   });
 
@@ -336,8 +336,8 @@ describe('OnnxFunction with an A/B challenger', () => {
       Resource: { 'Fn::GetAtt': [expect.stringMatching(/^InferenceFunction/), 'Arn'] },
     });
     const reads = JSON.stringify(t.findResources('AWS::IAM::Policy'));
-    expect(reads).toContain('/iris/1.0.0/model.onnx');
     expect(reads).toContain('/iris/1.1.0/model.onnx');
+    expect(reads).toContain('/iris/1.2.0/model.onnx');
   });
 
   test('per-variant metrics use the executed version of the live alias', () => {
@@ -377,7 +377,7 @@ describe('OnnxFunction with an A/B challenger', () => {
     const { t } = withArtifact();
     t.hasResource('AWS::Lambda::Version', {
       DeletionPolicy: 'Retain',
-      Properties: { Description: 'iris 1.0.0' },
+      Properties: { Description: 'iris 1.1.0' },
     });
   });
 

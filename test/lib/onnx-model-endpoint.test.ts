@@ -39,7 +39,7 @@ describe('OnnxModelEndpoint', () => {
     // the API calls the live alias, not $LATEST
     expect(JSON.stringify(t.findResources('AWS::ApiGateway::Method'))).toContain('InferenceLive');
     expect(endpoint.modelName).toBe('iris');
-    expect(endpoint.artifact?.version).toBe('1.0.0');
+    expect(endpoint.artifact?.version).toBe('1.1.0');
     expect(endpoint.modelBucket?.bucket).toBeDefined();
     expect(endpoint.onnxFunction?.alias.aliasName).toBe('live');
     expect(endpoint.backend).toBe(ServingBackend.LAMBDA);
@@ -187,7 +187,7 @@ describe('OnnxModelEndpoint', () => {
       const lock = path.join(dir, 'versions.json');
       new OnnxModelEndpoint(testStack(), 'Iris', { modelDir: IRIS_DIR, versionLockFile: lock });
       expect(Object.keys((JSON.parse(fs.readFileSync(lock, 'utf8')) as { iris: object }).iris)).toEqual([
-        '1.0.0',
+        '1.1.0',
       ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -286,7 +286,7 @@ describe('OnnxModelEndpoint', () => {
 });
 
 describe('OnnxModelEndpoint releases', () => {
-  const nextDir = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+  const nextDir = copyModel({ manifest: (m) => (m.version = '1.2.0') });
   afterAll(() => fs.rmSync(nextDir, { recursive: true, force: true }));
 
   test('a challenger: a second model version in the same bucket, split by the alias, with per-variant alarms', () => {
@@ -299,7 +299,7 @@ describe('OnnxModelEndpoint releases', () => {
     const t = template(stack);
     t.resourceCountIs('Custom::ModelVersion', 2);
     t.resourceCountIs('Custom::ModelVariantVersion', 1);
-    expect(endpoint.challengerArtifact?.version).toBe('1.1.0');
+    expect(endpoint.challengerArtifact?.version).toBe('1.2.0');
     expect(endpoint.onnxFunction?.variants.map((v) => [v.name, v.weight])).toEqual([
       ['current', 0.8],
       ['next', 0.2],

@@ -8,7 +8,9 @@ import * as path from 'node:path';
 
 import * as ort from 'onnxruntime-node';
 
+import { numericStats } from '../../lambda/core/baseline';
 import type { ModelManifest } from '../../lambda/core/types';
+import { irisSplit } from '../../models/build';
 
 const MODEL_DIR = path.join(__dirname, '..', '..', 'models', 'iris');
 const onnxBytes = readFileSync(path.join(MODEL_DIR, 'model.onnx'));
@@ -74,6 +76,40 @@ describe('models/iris', () => {
     }
   });
 
+  it('manifest has the class mix of its predictions on the holdout split, and says where both came from', async () => {
+    const predictions = manifest.baseline?.predictions ?? [];
+    expect(predictions.map((p) => [p.output, p.index, p.name, p.kind])).toEqual([
+      ['label', 0, 'label', 'categorical'],
+    ]);
+    const [label] = predictions;
+    if (label?.kind !== 'categorical') throw new Error('label should be categorical');
+    expect(label.count).toBe(manifest.training?.holdout_rows);
+    // Keys are label indices as text, each a class of manifest.labels.
+    expect(Object.keys(label.categories).map((k) => manifest.labels?.[Number(k)])).toEqual(manifest.labels);
+    // Really the model's own labels for the holdout rows, counted.
+    const { xHold } = irisSplit();
+    const out = await session.run({
+      input: new ort.Tensor('float32', Float32Array.from(xHold.flat()), [xHold.length, 4]),
+    });
+    const counts: Record<string, number> = {};
+    for (const k of out.label?.data as BigInt64Array) counts[String(k)] = (counts[String(k)] ?? 0) + 1;
+    expect(label.categories).toEqual(counts);
+    expect(manifest.baseline?.source).toEqual({
+      features: `train split, ${manifest.training?.train_rows} rows`,
+      predictions: `the model's label on the holdout split, ${manifest.training?.holdout_rows} rows`,
+    });
+  });
+
+  it('manifest feature baseline is the training split described by lambda/core/baseline', () => {
+    const { xTrain } = irisSplit();
+    const features = manifest.baseline?.features ?? [];
+    features.forEach((f, j) => {
+      const { input, index, name, ...stats } = f;
+      expect([input, index, name]).toEqual(['input', j, f.name]);
+      expect(stats).toEqual(numericStats(xTrain.map((r) => r[j] ?? NaN)));
+    });
+  });
+
   it('sample response is what the model returns for the sample request', async () => {
     const sample = manifest.sample;
     if (sample === undefined) throw new Error('manifest has no sample');
@@ -87,7 +123,7 @@ describe('models/iris', () => {
 
     expect(sample.response).toMatchObject({
       model_name: 'iris',
-      model_version: '1.0.0',
+      model_version: '1.1.0',
       id: sample.request.id,
     });
     expect(sample.response.outputs.map((o) => o.name)).toEqual(session.outputNames);

@@ -116,7 +116,7 @@ describe('runBatchJob', () => {
         failed: 3,
         format: 'jsonl',
         batchSize: 2,
-        model: { name: 'iris', version: '1.0.0' },
+        model: { name: 'iris', version: '1.1.0' },
       });
       expect(Date.parse(r.summary.finishedAt)).toBeGreaterThanOrEqual(Date.parse(r.summary.startedAt));
     }

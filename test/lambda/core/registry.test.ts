@@ -76,9 +76,9 @@ describe('registerModel', () => {
     expect(result.created).toBe(true);
     expect(result.createdGroup).toBe(true);
     expect(result.uploads).toEqual([
-      { key: 'iris/1.0.0/model.onnx', action: 'uploaded' },
-      { key: 'iris/1.0.0/metrics.json', action: 'uploaded' },
-      { key: 'iris/1.0.0/model.json', action: 'uploaded' },
+      { key: 'iris/1.1.0/model.onnx', action: 'uploaded' },
+      { key: 'iris/1.1.0/metrics.json', action: 'uploaded' },
+      { key: 'iris/1.1.0/model.json', action: 'uploaded' },
     ]);
     const modelSha = sha256(fs.readFileSync(path.join(IRIS, 'model.onnx')));
     const manifestSha = sha256(fs.readFileSync(path.join(IRIS, 'model.json')));
@@ -89,33 +89,33 @@ describe('registerModel', () => {
       description: irisManifest.description,
       model: {
         modelName: 'iris',
-        version: '1.0.0',
+        version: '1.1.0',
         modelSha256: modelSha,
         manifestSha256: manifestSha,
-        s3Uri: 's3://models/iris/1.0.0/',
+        s3Uri: 's3://models/iris/1.1.0/',
       },
     });
     expect(logs.join('\n')).toContain('creating model package group iris-register');
 
     // the objects carry their sha256, and the manifest is byte for byte the local one
-    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'iris/1.0.0/model.onnx' }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'iris/1.1.0/model.onnx' }));
     expect(head.Metadata).toEqual({ sha256: modelSha });
-    expect(await text('iris/1.0.0/model.json')).toBe(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8'));
-    expect(JSON.parse(await text('iris/1.0.0/metrics.json'))).toEqual(irisManifest.metrics);
+    expect(await text('iris/1.1.0/model.json')).toBe(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8'));
+    expect(JSON.parse(await text('iris/1.1.0/metrics.json'))).toEqual(irisManifest.metrics);
 
     const described = await sm.send(
       new DescribeModelPackageCommand({ ModelPackageName: result.registered.packageArn }),
     );
     expect(described.ModelMetrics?.ModelQuality?.Statistics).toEqual({
       ContentType: 'application/json',
-      S3Uri: 's3://models/iris/1.0.0/metrics.json',
+      S3Uri: 's3://models/iris/1.1.0/metrics.json',
     });
     expect(described.CustomerMetadataProperties).toEqual({
       [METADATA.modelName]: 'iris',
-      [METADATA.version]: '1.0.0',
+      [METADATA.version]: '1.1.0',
       [METADATA.modelSha256]: modelSha,
       [METADATA.manifestSha256]: manifestSha,
-      [METADATA.s3Uri]: 's3://models/iris/1.0.0/',
+      [METADATA.s3Uri]: 's3://models/iris/1.1.0/',
       'metric.holdout_accuracy': '0.9667',
       'metric.train_accuracy': '0.9833',
       'metric.holdout_log_loss': '0.0702',
@@ -135,7 +135,7 @@ describe('registerModel', () => {
 
   test('--approve registers it Approved; an image gives it an InferenceSpecification SageMaker can deploy', async () => {
     const image = '123456789012.dkr.ecr.us-east-1.amazonaws.com/mdk:latest';
-    const result = await register('iris-register', version('1.1.0'), {
+    const result = await register('iris-register', version('1.2.0'), {
       status: 'Approved',
       image,
       description: 'retrained\non May data',
@@ -153,7 +153,7 @@ describe('registerModel', () => {
       {
         Image: image,
         ModelDataSource: {
-          S3DataSource: { S3Uri: 's3://models/iris/1.1.0/', S3DataType: 'S3Prefix', CompressionType: 'None' },
+          S3DataSource: { S3Uri: 's3://models/iris/1.2.0/', S3DataType: 'S3Prefix', CompressionType: 'None' },
         },
         Environment: { MODEL_SHA256: result.registered.model?.modelSha256, MODEL_NAME: 'iris' },
       },
@@ -166,10 +166,10 @@ describe('registerModel', () => {
     const err = await register('iris-other', changed).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RegistryError);
     expect((err as Error).message).toMatch(
-      /s3:\/\/models\/iris\/1\.0\.0\/model\.json already exists with sha256 [0-9a-f]{64}, but the local model\.json has sha256/,
+      /s3:\/\/models\/iris\/1\.1\.0\/model\.json already exists with sha256 [0-9a-f]{64}, but the local model\.json has sha256/,
     );
     expect((err as Error).message).toContain('Nothing was changed');
-    expect(await text('iris/1.0.0/model.json')).toBe(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8'));
+    expect(await text('iris/1.1.0/model.json')).toBe(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8'));
     // not even the group was created
     await expect(listModels(sm, 'iris-other')).rejects.toThrow(
       'model package group "iris-other" does not exist',
@@ -178,11 +178,11 @@ describe('registerModel', () => {
 
   test('a version the group has, registered again from another bucket, is refused before any upload', async () => {
     await s3.send(new CreateBucketCommand({ Bucket: 'models-b' }));
-    const err = await register('iris-register', version('1.1.0'), { bucket: 'models-b' }).catch(
+    const err = await register('iris-register', version('1.2.0'), { bucket: 'models-b' }).catch(
       (e: unknown) => e,
     );
     expect((err as Error).message).toMatch(
-      /^iris 1\.1\.0 is already registered in "iris-register" as package 2 \(model\.onnx sha256 [0-9a-f]{64}, model\.json sha256 [0-9a-f]{64}, at s3:\/\/models\/iris\/1\.1\.0\/\), but the local folder has .* for s3:\/\/models-b\/iris\/1\.1\.0\/\. Nothing was changed\./,
+      /^iris 1\.2\.0 is already registered in "iris-register" as package 2 \(model\.onnx sha256 [0-9a-f]{64}, model\.json sha256 [0-9a-f]{64}, at s3:\/\/models\/iris\/1\.2\.0\/\), but the local folder has .* for s3:\/\/models-b\/iris\/1\.2\.0\/\. Nothing was changed\./,
     );
     expect(await listModels(sm, 'iris-register')).toHaveLength(2);
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: 'models-b' }));

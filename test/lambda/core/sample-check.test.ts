@@ -159,7 +159,7 @@ describe('runSampleCheck on real models', () => {
     expect(result).toEqual({
       passed: false,
       model: 'iris',
-      differences: [expect.stringMatching(/iris 1\.0\.0 has no "sample": add one/) as string],
+      differences: [expect.stringMatching(/iris 1\.1\.0 has no "sample": add one/) as string],
     });
     const down = await runSampleCheck(manifest, () => Promise.reject(new Error('connect ECONNREFUSED')));
     expect(down.differences).toEqual(['the request failed: connect ECONNREFUSED']);
@@ -199,7 +199,7 @@ describe('compareInferResponse', () => {
     other.outputs.push({ name: 'logits', shape: [2, 3], datatype: 'FP32', data: [0, 0, 0, 0, 0, 0] });
     expect(compareInferResponse(expected, other)).toEqual([
       'model_name: expected "iris", got "fraud"',
-      'model_version: expected "1.0.0", got "2.0.0" (is the version under test the one answering?)',
+      'model_version: expected "1.1.0", got "2.0.0" (is the version under test the one answering?)',
       `output 'label': datatype expected INT64, got "INT32"`,
       `output 'logits' is in the response but not in the sample`,
     ]);
@@ -244,13 +244,13 @@ describe('readManifest', () => {
     await s3.send(
       new PutObjectCommand({
         Bucket: 'models',
-        Key: 'iris/1.0.0/model.json',
+        Key: 'iris/1.1.0/model.json',
         Body: JSON.stringify(manifest),
       }),
     );
-    expect((await readManifest('s3://models/iris/1.0.0/', { s3 })).sample).toEqual(sample);
-    expect((await readManifest('s3://models/iris/1.0.0', { s3 })).version).toBe('1.0.0');
-    expect((await readManifest('s3://models/iris/1.0.0/model.json', { s3 })).name).toBe('iris');
+    expect((await readManifest('s3://models/iris/1.1.0/', { s3 })).sample).toEqual(sample);
+    expect((await readManifest('s3://models/iris/1.1.0', { s3 })).version).toBe('1.1.0');
+    expect((await readManifest('s3://models/iris/1.1.0/model.json', { s3 })).name).toBe('iris');
     await expect(readManifest('s3://models/iris/2.0.0/', { s3 })).rejects.toThrow(
       /cannot read s3:\/\/models\/iris\/2\.0\.0\/model\.json: NoSuchKey/,
     );

@@ -212,7 +212,7 @@ describe('stream inference with iris', () => {
     expect(byId.get('a-row')).toEqual({
       id: 'a-row',
       model_name: 'iris',
-      model_version: '1.0.0',
+      model_version: '1.1.0',
       outputs: {
         probabilities: sampleProbs.slice(0, 3).map((p) => expect.closeTo(p, 5) as unknown),
         label: 1,

@@ -15,7 +15,7 @@ function infer(headers: Record<string, string> = {}, body = JSON.stringify(sampl
 const parse = (r: HttpResponse) => JSON.parse(r.body.toString()) as Record<string, unknown>;
 
 describe('VariantRouter', () => {
-  const challengerDir = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+  const challengerDir = copyModel({ manifest: (m) => (m.version = '1.2.0') });
   let loads: string[];
   let created: InferenceService[];
   let router: VariantRouter;
@@ -61,22 +61,22 @@ describe('VariantRouter', () => {
     expect(res.status).toBe(200);
     expect(res.headers[VARIANT_HEADER]).toBe('primary');
     expect(parse(res)).toEqual(sample.response);
-    expect(loads).toEqual(['1.0.0']);
+    expect(loads).toEqual(['1.1.0']);
   });
 
   it('pins a request to the other variant, loading its model once', async () => {
     const first = await router.handle(infer({ [VARIANT_HEADER]: 'challenger' }));
     expect(first.status).toBe(200);
     expect(first.headers[VARIANT_HEADER]).toBe('challenger');
-    expect(parse(first)).toEqual({ ...sample.response, model_version: '1.1.0' });
+    expect(parse(first)).toEqual({ ...sample.response, model_version: '1.2.0' });
     const [a, b] = await Promise.all([
       router.handle(infer({ [VARIANT_HEADER]: 'challenger' })),
       router.handle(infer({ [VARIANT_HEADER]: ' primary ' })),
     ]);
-    expect(parse(a).model_version).toBe('1.1.0');
-    expect(parse(b).model_version).toBe('1.0.0');
+    expect(parse(a).model_version).toBe('1.2.0');
+    expect(parse(b).model_version).toBe('1.1.0');
     expect(b.headers[VARIANT_HEADER]).toBe('primary');
-    expect(loads).toEqual(['1.0.0', '1.1.0']);
+    expect(loads).toEqual(['1.1.0', '1.2.0']);
   });
 
   it('answers an unknown variant with 400 and the names to use', async () => {

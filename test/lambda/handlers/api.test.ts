@@ -96,7 +96,7 @@ describe('api handler', () => {
     const loaded = stdout
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .find((l) => l.message === 'model loaded');
-    expect(loaded).toMatchObject({ model: 'iris', version: '1.0.0', sha256: manifest.sha256 });
+    expect(loaded).toMatchObject({ model: 'iris', version: '1.1.0', sha256: manifest.sha256 });
     expect(stdout.join('')).toContain('"ModelLoadTime"');
   });
 
@@ -238,7 +238,7 @@ describe('api handler of an A/B variant', () => {
   it('serves its own variant, and the other one when X-Model-Variant pins it', async () => {
     const spy = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
     const errSpy = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const challenger = copyModel({ manifest: (m) => (m.version = '1.1.0') });
+    const challenger = copyModel({ manifest: (m) => (m.version = '1.2.0') });
     try {
       const api = await loadHandler({
         MODEL_URI: challenger,
@@ -251,7 +251,7 @@ describe('api handler of an A/B variant', () => {
       )) as APIGatewayProxyResult;
       expect(own.statusCode).toBe(200);
       expect(own.headers?.['x-model-variant']).toBe('challenger');
-      expect(parse(own).model_version).toBe('1.1.0');
+      expect(parse(own).model_version).toBe('1.2.0');
       const pinned = (await api.handler(
         restEvent('POST', '/v2/models/iris/infer', body, { 'X-Model-Variant': 'primary' }),
       )) as APIGatewayProxyResult;

@@ -88,7 +88,7 @@ test('a CSV batch: predictions and errors parts named by the first index, lines 
     failed: 1,
     predictions: 'output/big/parts/predictions-000000000000.jsonl',
     errors: 'output/big/parts/errors-000000000000.jsonl',
-    model: { name: 'iris', version: '1.0.0' },
+    model: { name: 'iris', version: '1.1.0' },
   });
   // The Map keeps every batch's result: it must stay small.
   expect(JSON.stringify(result).length).toBeLessThan(1024);

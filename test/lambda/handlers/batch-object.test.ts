@@ -216,7 +216,7 @@ describe('a small job runs in the function', () => {
       predicted: 4,
       failed: 4,
       batchSize: 2,
-      model: { name: 'iris', version: '1.0.0' },
+      model: { name: 'iris', version: '1.1.0' },
       outputs: {
         summary: 'output/flowers/summary.json',
         predictions: 'output/flowers/predictions.jsonl',

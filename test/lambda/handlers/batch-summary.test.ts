@@ -161,7 +161,7 @@ test('the Map finished: batch counts added up, failed and never-run batches coun
     failed: 1,
     failedBatches: 2,
     unprocessedRows: 5,
-    model: { name: 'iris', version: '1.0.0' },
+    model: { name: 'iris', version: '1.1.0' },
     startedAt: STARTED,
     executionArn: 'arn:aws:states:us-east-1:123456789012:execution:batch-jobs:big-1',
     outputs: { summary: 'output/big/summary.json', parts: 'output/big/parts/', mapResults: manifestKey },

@@ -255,7 +255,7 @@ describe('stream handler', () => {
     const byId = new Map(predictions.map((p) => [p.id, p]));
     expect(byId.get('order-1')).toMatchObject({
       model_name: 'iris',
-      model_version: '1.0.0',
+      model_version: '1.1.0',
       outputs: { label: 0 },
     });
     expect(byId.get('order-2')).toMatchObject({ outputs: { label: 2 } });

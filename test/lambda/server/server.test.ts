@@ -73,7 +73,7 @@ describe('startServer', () => {
     expect((await request(`${server.url}/v2/health/live`)).status).toBe(200);
     expect((await request(`${server.url}/v2/health/ready`)).status).toBe(200);
     const meta = await request(`${server.url}/v2/models/iris`);
-    expect(json(meta)).toMatchObject({ name: 'iris', versions: ['1.0.0'] });
+    expect(json(meta)).toMatchObject({ name: 'iris', versions: ['1.1.0'] });
 
     const data = [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3];
     const res = await request(`${server.url}/v2/models/iris/infer`, {
