@@ -8,6 +8,7 @@ import type { InferenceApi } from './inference-api';
 import type { OnnxContainerService } from './onnx-container-service';
 import type { OnnxFunction } from './onnx-function';
 import { thresholdAlarm } from './alarms';
+import { METRICS_NAMESPACE, METRICS_SERVICE } from './model-function';
 import { checkPositiveInteger } from './validate';
 
 /** Alarm thresholds. Every alarm is created; a field left out takes its default. */
@@ -78,6 +79,9 @@ export interface ModelMonitoringProps {
   readonly watchNewVersion?: boolean;
 }
 
+/** The latency percentiles the dashboard draws. */
+const PERCENTILES = ['p50', 'p90', 'p99'] as const;
+
 const DEFAULTS: Required<AlarmThresholds> = {
   errorRatePercent: 1,
   throttles: 1,
@@ -138,6 +142,7 @@ export class ModelMonitoring extends Construct {
   /** Every alarm above. */
   public readonly alarms: cloudwatch.Alarm[] = [];
   public readonly dashboard?: cloudwatch.Dashboard;
+  private readonly dashboardAlarms: cloudwatch.IAlarm[] = [];
 
   constructor(scope: Construct, id: string, props: ModelMonitoringProps) {
     super(scope, id);
@@ -346,6 +351,9 @@ export class ModelMonitoring extends Construct {
       });
       const graph = (title: string, left: cloudwatch.IMetric[], right: cloudwatch.IMetric[] = []) =>
         new cloudwatch.GraphWidget({ title, left, right, width: 8, height: 6 });
+      // p50, p90 and p99 of one latency metric, each labelled with its statistic.
+      const percentiles = (metric: (stat: string) => cloudwatch.IMetric) =>
+        PERCENTILES.map((stat) => metric(stat));
       const widgets: cloudwatch.IWidget[] = [];
       if (props.api) {
         const api = props.api;
@@ -355,26 +363,36 @@ export class ModelMonitoring extends Construct {
             [api.metricCount({ period })],
             [api.metricClientError({ period }), api.metricServerError({ period })],
           ),
-          graph('API latency (ms)', [
-            api.metricLatency({ period, statistic: 'p50' }),
-            api.metricLatency({ period }),
-          ]),
+          graph(
+            'API latency (ms)',
+            percentiles((statistic) =>
+              api.metricLatency({ period, statistic, label: `Latency ${statistic}` }),
+            ),
+          ),
         );
       }
       if (fn) {
+        const runtime = (metricName: string, statistic: string) =>
+          fn.metricRuntime(metricName, { period, statistic, label: `${metricName} ${statistic}` });
         widgets.push(
           graph(
             'Lambda invocations, errors, throttles',
             [fn.metricInvocations({ period })],
             [fn.metricErrors({ period }), fn.metricThrottles({ period })],
           ),
-          graph('Lambda duration (ms)', [
-            fn.metricDuration({ period, statistic: 'p50' }),
-            fn.metricDuration({ period }),
-          ]),
+          graph(
+            'Lambda duration (ms)',
+            percentiles((statistic) =>
+              fn.metricDuration({ period, statistic, label: `Duration ${statistic}` }),
+            ),
+          ),
+          graph(
+            'Request in the runtime (ms)',
+            percentiles((statistic) => runtime('RequestLatency', statistic)),
+          ),
           graph(
             'Model run (ms) and rows per run',
-            [fn.metricInferenceLatency({ period, statistic: 'p50' }), fn.metricInferenceLatency({ period })],
+            percentiles((statistic) => runtime('InferenceLatency', statistic)),
             [fn.metricBatchSize({ period })],
           ),
           graph('Concurrency', [fn.metricConcurrentExecutions({ period })]),
@@ -389,29 +407,73 @@ export class ModelMonitoring extends Construct {
         }
       } else {
         const s = service as OnnxContainerService;
+        const containerRuntime = (metricName: string, statistic: string) =>
+          new cloudwatch.Metric({
+            namespace: METRICS_NAMESPACE,
+            metricName,
+            dimensionsMap: { service: METRICS_SERVICE, model: s.modelName },
+            statistic,
+            period,
+            label: `${metricName} ${statistic}`,
+          });
         widgets.push(
           graph(
             'Load balancer requests and 5XX',
             [s.metricRequestCount({ period })],
             [s.metricTarget5xxCount({ period }), s.metricHttpCodeElb5xx({ period })],
           ),
-          graph('Container response time (s)', [
-            s.metricTargetResponseTime({ period, statistic: 'p50' }),
-            s.metricTargetResponseTime({ period }),
-          ]),
+          graph(
+            'Container response time (s)',
+            percentiles((statistic) =>
+              s.metricTargetResponseTime({ period, statistic, label: `Response time ${statistic}` }),
+            ),
+          ),
           graph(
             'Task CPU and memory (%)',
             [s.metricCpuUtilization({ period }), s.metricMemoryUtilization({ period })],
             [s.metricUnhealthyHostCount({ period })],
           ),
           graph('Requests per task', [s.metricRequestCountPerTarget({ period })]),
+          // The server's own EMF metrics, as the Lambda handler writes them.
+          graph(
+            'Request in the server (ms)',
+            percentiles((statistic) => containerRuntime('RequestLatency', statistic)),
+          ),
+          graph(
+            'Model run (ms) and rows per run',
+            percentiles((statistic) => containerRuntime('InferenceLatency', statistic)),
+            [containerRuntime('BatchSize', 'Average')],
+          ),
         );
       }
+      // The widget reads the list at synth: alarms added later (addDashboardAlarms) are shown too.
+      this.dashboardAlarms.push(...this.alarms);
       widgets.push(
-        new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8, height: 6 }),
+        new cloudwatch.AlarmStatusWidget({
+          title: 'Alarms',
+          alarms: this.dashboardAlarms,
+          width: 8,
+          height: 6,
+        }),
       );
       this.dashboard.addWidgets(...widgets);
     }
+  }
+
+  /**
+   * Adds widgets to the dashboard, below what is there, e.g. a DriftMonitor's `widgets()`. Nothing happens
+   * when the dashboard is off.
+   */
+  public addWidgets(...widgets: cloudwatch.IWidget[]): void {
+    this.dashboard?.addWidgets(...widgets);
+  }
+
+  /**
+   * Shows more alarms in the dashboard's alarm status widget, e.g. a DriftMonitor's. They join neither
+   * `alarms` nor `releaseAlarms`: drift is no reason to roll a release back.
+   */
+  public addDashboardAlarms(...alarms: cloudwatch.IAlarm[]): void {
+    this.dashboardAlarms.push(...alarms);
   }
 
   /**

@@ -154,6 +154,45 @@ describe('ModelMonitoring', () => {
     none.resourceCountIs('AWS::CloudWatch::Dashboard', 0);
   });
 
+  test('the dashboard draws p50, p90 and p99 of API latency, Lambda duration, and the runtime request and model run', () => {
+    const { t } = build();
+    const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
+    for (const name of ['Latency', 'Duration', 'RequestLatency', 'InferenceLatency']) {
+      for (const stat of ['p50', 'p90', 'p99']) expect(body).toContain(`${name} ${stat}`);
+    }
+    expect(body).toContain('Request in the runtime (ms)');
+    // the runtime's EMF metrics, by model
+    expect(body).toContain('\\"ModelDeployKit\\",\\"RequestLatency\\",\\"model\\",\\"iris\\"');
+  });
+
+  test('addWidgets and addDashboardAlarms put more on the same dashboard, without making them release alarms', () => {
+    const stack = testStack();
+    const onnxFunction = new OnnxFunction(stack, 'Inference', { bundledModelDir: IRIS_DIR });
+    const monitoring = new ModelMonitoring(stack, 'Monitoring', { onnxFunction });
+    const extra = new cdk.aws_cloudwatch.Alarm(stack, 'Extra', {
+      metric: new cdk.aws_cloudwatch.Metric({ namespace: 'ModelDeployKit', metricName: 'MaxFeaturePSI' }),
+      threshold: 0.2,
+      evaluationPeriods: 1,
+    });
+    monitoring.addWidgets(new cdk.aws_cloudwatch.TextWidget({ markdown: '# Drift below', width: 24 }));
+    monitoring.addDashboardAlarms(extra);
+    const t = template(stack);
+    const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
+    expect(body).toContain('# Drift below');
+    const extraId = Object.keys(t.findResources('AWS::CloudWatch::Alarm')).find((id) =>
+      id.startsWith('Extra'),
+    );
+    // the status widget lists the monitoring's alarms and the extra one
+    expect(body).toContain(`{"Fn::GetAtt":["${extraId}","Arn"]}`);
+    expect(monitoring.alarms).toHaveLength(5);
+    expect(monitoring.alarms).not.toContain(extra);
+    expect(monitoring.releaseAlarms).not.toContain(extra);
+    // no dashboard: nothing to add to, and no error
+    const off = build({ dashboard: false }).monitoring;
+    expect(() => off.addWidgets(new cdk.aws_cloudwatch.TextWidget({ markdown: 'x' }))).not.toThrow();
+    expect(off.dashboard).toBeUndefined();
+  });
+
   test('an A/B function: error-rate and p99 alarms per variant on its executed version, and traffic per variant', () => {
     const stack = testStack();
     const models = new ModelBucket(stack, 'Models');
@@ -259,6 +298,12 @@ describe('ModelMonitoring', () => {
       'Task CPU and memory',
       'Requests per task',
       'alarms',
+      'Response time p50',
+      'Response time p90',
+      'Response time p99',
+      'Request in the server (ms)',
+      'RequestLatency p90',
+      'InferenceLatency p99',
     ]) {
       expect(body).toContain(text);
     }
