@@ -2,8 +2,6 @@
  * Drift math on known distributions: PSI by hand, chi-square against table values, a normal shifted by one
  * standard deviation, and the real iris manifest's baseline sampled as it is and shifted.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { CAPTURE_FORMAT, hashValue, type CaptureRecord } from '../../../lambda/core/capture-record';
 import {
   chiSquare,
@@ -14,50 +12,8 @@ import {
   psi,
   type ColumnDrift,
 } from '../../../lambda/core/drift';
-import type { ModelBaseline, ModelManifest, NumericStats } from '../../../lambda/core/types';
-
-/** A seeded generator (mulberry32), so every run draws the same samples. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal draws (Box-Muller). */
-function normal(random: () => number): () => number {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-
-/** A value drawn from a histogram: a bin by its count, then uniform inside it. */
-function fromHistogram(h: NumericStats['histogram'], random: () => number): number {
-  const total = h.counts.reduce((s, c) => s + c, 0);
-  let r = random() * total;
-  for (let i = 0; i < h.counts.length; i++) {
-    r -= h.counts[i] as number;
-    if (r < 0) {
-      const lo = h.edges[i] as number;
-      const hi = h.edges[i + 1] as number;
-      return lo + random() * (hi - lo);
-    }
-  }
-  return h.edges[h.edges.length - 1] as number;
-}
-
-/** A category drawn by its count. */
-function fromCategories(categories: Readonly<Record<string, number>>, random: () => number): string {
-  const entries = Object.entries(categories);
-  let r = random() * entries.reduce((s, [, n]) => s + n, 0);
-  for (const [text, n] of entries) {
-    r -= n;
-    if (r < 0) return text;
-  }
-  return (entries[entries.length - 1] as [string, number])[0];
-}
+import type { ModelBaseline, NumericStats } from '../../../lambda/core/types';
+import { irisManifest, normal, sampleRecords, seeded } from '../../support/capture-samples';
 
 /** A 10-bin histogram of values from their min to max, as a baseline is built. */
 function histogramOf(values: readonly number[], bins = 10): NumericStats {
@@ -194,27 +150,14 @@ describe('DriftAccumulator', () => {
   });
 
   test('the real iris baseline: its own distribution is stable, petal_length + 2 std drifts', () => {
-    const manifest = JSON.parse(
-      fs.readFileSync(path.join(__dirname, '..', '..', '..', 'models', 'iris', 'model.json'), 'utf8'),
-    ) as ModelManifest;
-    const baseline = manifest.baseline as ModelBaseline;
+    const manifest = irisManifest();
+    const baseline = manifest.baseline;
     const random = seeded(11);
     const sample = (shift: Record<string, number>) => {
       const acc = new DriftAccumulator(baseline, { labels: manifest.labels });
-      for (let i = 0; i < 3000; i++) {
-        const row = new Array<number>(baseline.features.length);
-        for (const f of baseline.features) {
-          row[f.index] = fromHistogram((f as NumericStats).histogram, random) + (shift[f.name] ?? 0);
-        }
-        const outputs: Record<string, number> = {};
-        for (const p of baseline.predictions ?? []) {
-          outputs[p.output] =
-            p.kind === 'categorical'
-              ? Number(fromCategories(p.categories, random))
-              : fromHistogram(p.histogram, random);
-        }
-        acc.add(record({ input: row }, outputs, { model: manifest.name, version: manifest.version }));
-      }
+      const at = new Date('2026-11-22T03:00:00Z');
+      const o = { model: manifest.name, version: manifest.version, shift, random, time: () => at };
+      for (const r of sampleRecords(baseline, 3000, o)) acc.add(r);
       return acc.report({ model: manifest.name, version: manifest.version });
     };
     const petal = baseline.features.find((f) => f.name === 'petal_length') as NumericStats;
