@@ -3,6 +3,8 @@
  * mdk: serve, inspect and batch-predict ONNX models locally, with the same
  * HTTP contract the Lambda and container backends answer.
  */
+import { baselineCommand } from './cli/baseline';
+import { driftCommand } from './cli/drift';
 import { inspectCommand } from './cli/inspect';
 import { predictCommand } from './cli/predict';
 import { registryCommand } from './cli/registry';
@@ -16,6 +18,8 @@ Usage:
   mdk serve --model PATH [--name N] [--port 8080] [--host 127.0.0.1]
   mdk inspect PATH
   mdk predict --model PATH --input FILE --output FILE
+  mdk baseline --model DIR --data FILE [--output FILE] [--header auto|present|absent] [--id-field NAME]
+  mdk drift --baseline model.json --data FILE [--chart FILE] [--threshold 0.2] [--json] [--fail-on-drift]
   mdk smoke --url URL --model PATH [--sign [--region R]] [--api-key KEY | --api-key-id ID] [--wait SECONDS]
   mdk registry register --group G --model DIR --bucket B [--approve] [--create-group] [--image URI]
   mdk registry approve|reject --group G --version N [--description TEXT]
@@ -29,6 +33,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   serve: serveCommand,
   inspect: inspectCommand,
   predict: predictCommand,
+  baseline: baselineCommand,
+  drift: driftCommand,
   smoke: smokeCommand,
   registry: registryCommand,
 };
