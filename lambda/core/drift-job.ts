@@ -333,8 +333,14 @@ async function loadBaseline(
     const res = await s3.send(new GetObjectCommand({ Bucket: config.modelBucket, Key: key }));
     text = (await res.Body?.transformToString('utf8')) ?? '';
   } catch (err) {
-    // Only a missing manifest is this version's own problem; access or network errors fail the run, to retry.
-    if ((err as Error).name === 'NoSuchKey') return { baselineProblem: `no manifest at ${where}` };
+    // A missing or unreadable manifest is this version's problem (reported); other errors fail the run, to retry.
+    const name = (err as Error).name;
+    if (name === 'NoSuchKey') return { baselineProblem: `no manifest at ${where}` };
+    if (name === 'AccessDenied') {
+      return {
+        baselineProblem: `cannot read ${where}: AccessDenied (without s3:ListBucket a missing object reads as AccessDenied)`,
+      };
+    }
     throw err;
   }
   let manifest: Partial<ModelManifest>;

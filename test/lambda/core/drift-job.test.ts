@@ -10,7 +10,18 @@ import {
   StandardUnit,
   type MetricDatum,
 } from '@aws-sdk/client-cloudwatch';
-import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  type GetObjectCommandInput,
+  type ListObjectsV2CommandInput,
+  type PutObjectCommandInput,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
 import { capturePrefix, CAPTURE_FORMAT } from '../../../lambda/core/capture-record';
 import type { DriftReport } from '../../../lambda/core/drift';
 import {
@@ -508,6 +519,69 @@ describe('runs against moto', () => {
     }
     expect((await metric(config, 'CapturedRows', { model })).values).toEqual([402]);
     expect((await metric(config, 'MaxFeaturePSI', { model })).values).toEqual([]);
+  });
+
+  // moto does not enforce IAM, so it never answers AccessDenied, which S3 gives a role without s3:ListBucket
+  // for a missing object. Only that answer is scripted: every other call goes on to moto.
+  test("a manifest that reads as AccessDenied is that version's problem, not the run's", async () => {
+    const config = await setUp({ MIN_ROWS: '1' });
+    const from = new Date(end.getTime() - hour);
+    await putManifest(config, '1.0.0', manifest);
+    for (const version of ['1.0.0', '2.0.0']) {
+      await putCaptures(
+        config,
+        version,
+        from.toISOString().slice(0, 10),
+        'x.gz',
+        gzipLines(records(version, 20, 8, from)),
+      );
+    }
+    const denied = `${model}/2.0.0/model.json`;
+    const scripted = new S3Client({ region: 'us-east-1' });
+    const mock = mockClient(scripted);
+    mock
+      .on(ListObjectsV2Command)
+      .callsFake((input: ListObjectsV2CommandInput) => s3.send(new ListObjectsV2Command(input)));
+    mock
+      .on(PutObjectCommand)
+      .callsFake((input: PutObjectCommandInput) => s3.send(new PutObjectCommand(input)));
+    mock
+      .on(GetObjectCommand)
+      .callsFake((input: GetObjectCommandInput) =>
+        input.Key === denied
+          ? Promise.reject(
+              new S3ServiceException({
+                name: 'AccessDenied',
+                $fault: 'client',
+                $metadata: { httpStatusCode: 403 },
+                message: 'Access Denied',
+              }),
+            )
+          : s3.send(new GetObjectCommand(input)),
+      );
+    try {
+      const summary = await runDriftJob({
+        s3: scripted,
+        cloudwatch,
+        config,
+        event: { end: end.toISOString() },
+      });
+      expect(summary.versions.map((v) => [v.version, v.rows, v.skipped])).toEqual([
+        ['1.0.0', 20, undefined],
+        [
+          '2.0.0',
+          20,
+          `cannot read s3://${config.modelBucket}/${denied}: AccessDenied (without s3:ListBucket a missing object reads as AccessDenied)`,
+        ],
+      ]);
+      // Any other failure of the manifest read fails the run, so the scheduled invocation is retried.
+      mock.on(GetObjectCommand, { Key: denied }).rejects(new Error('socket hang up'));
+      await expect(
+        runDriftJob({ s3: scripted, cloudwatch, config, event: { end: end.toISOString() } }),
+      ).rejects.toThrow('socket hang up');
+    } finally {
+      mock.restore();
+    }
   });
 
   test('no captures at all: CapturedRows 0 for the model, no reports; an old window gets no metrics', async () => {
