@@ -115,8 +115,10 @@ export function columnTypeOf(io: TensorIO): ColumnType {
 
 /** Collects one column's values, then describes them. */
 export class ColumnAccumulator {
-  private values = new Float64Array(1024);
+  /** Numeric values, for quantiles; categorical columns keep none. */
+  private values: Float64Array;
   private n = 0;
+  /** Counts per value: always for a categorical column, for an integer one while it has few values. */
   private categories?: Map<string, number>;
   /** Values that were null or not usable for the column's type. */
   public missing = 0;
@@ -125,31 +127,31 @@ export class ColumnAccumulator {
     public readonly type: ColumnType,
     private readonly bins = HISTOGRAM_BINS,
   ) {
+    this.values = new Float64Array(type === 'categorical' ? 0 : 1024);
     if (type !== 'numeric') this.categories = new Map();
   }
 
   /** Values counted so far (missing ones are not). */
   public get count(): number {
-    return this.type === 'categorical' ? this.categorical : this.n;
+    return this.n;
   }
-
-  private categorical = 0;
 
   public add(value: unknown): void {
     if (this.type === 'categorical') {
-      if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      if (
+        typeof value === 'string' ||
+        typeof value === 'number' ||
+        typeof value === 'boolean' ||
+        typeof value === 'bigint'
+      ) {
         this.count1(categoryKey(value));
-        this.categorical++;
-      } else if (typeof value === 'bigint') {
-        this.count1(categoryKey(value));
-        this.categorical++;
+        this.n++;
       } else this.missing++;
       return;
     }
-    // INT64 beyond 2^53 may come as a decimal string or a bigint: its key stays exact, its number does not.
-    const v = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : NaN;
-    const big = typeof value === 'bigint' || (typeof value === 'string' && /^-?\d+$/.test(value));
-    const num = big ? Number(value) : v;
+    // An INT64 beyond 2^53 may come as a decimal string or a bigint: its key stays exact, its number does not.
+    const exact = typeof value === 'bigint' || (typeof value === 'string' && /^-?\d+$/.test(value));
+    const num = typeof value === 'number' ? value : exact ? Number(value) : NaN;
     if (!Number.isFinite(num)) {
       this.missing++;
       return;
@@ -161,7 +163,7 @@ export class ColumnAccumulator {
     }
     this.values[this.n++] = num;
     if (this.categories) {
-      this.count1(categoryKey(big ? String(value) : num));
+      this.count1(exact ? String(value) : categoryKey(num));
       // Past the limit it is numeric: stop counting (and holding) its values by category.
       if (this.categories.size > MAX_INTEGER_CATEGORIES) this.categories = undefined;
     }

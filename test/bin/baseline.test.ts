@@ -122,6 +122,25 @@ describe('mdk baseline', () => {
     expect(gone.stderr).toMatch(/data file .*nope\.csv does not exist/);
   });
 
+  test('a long file reports its progress on stderr, in rows so far', async () => {
+    const big = path.join(dir, 'big.jsonl');
+    const lines = Array.from({ length: 100_001 }, (_, i) => JSON.stringify(xTrain[i % xTrain.length]));
+    fs.writeFileSync(big, lines.join('\n'));
+    const run = await mdk([
+      'baseline',
+      '--model',
+      folder,
+      '--data',
+      big,
+      '--output',
+      path.join(dir, 'big.json'),
+    ]);
+    expect(run.code).toBe(0);
+    // a line each time another 100,000 rows have been read (counted a batch of 256 at a time)
+    expect(run.stderr).toMatch(/^mdk: 100,\d{3} rows so far$/m);
+    expect(run.stderr).toContain('mdk: baseline of 100001 rows written to');
+  });
+
   test('usage errors exit 2', async () => {
     const noData = await mdk(['baseline', '--model', folder]);
     expect(noData.code).toBe(2);
