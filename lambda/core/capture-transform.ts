@@ -30,7 +30,7 @@ export interface LogsSubscriptionEnvelope {
 export const MAX_RESPONSE_BYTES = Math.floor(5.5 * 1024 * 1024);
 
 /** A result record's JSON around its data: ids, status, partition keys and punctuation. */
-const RECORD_OVERHEAD_BYTES = 512;
+export const RECORD_OVERHEAD_BYTES = 512;
 
 /** The names and versions the constructs accept (lib/model-folder.ts): safe as S3 key segments. */
 const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
