@@ -469,128 +469,153 @@ export function driftMetrics(
   return out;
 }
 
+/** Reads one version's captures of the window, or undefined when no object of the window's days is new enough. */
+async function readVersion(
+  o: DriftJobOptions,
+  version: string,
+  prefix: string,
+  window: DriftWindow,
+): Promise<VersionState | undefined> {
+  const { s3, config } = o;
+  const keys: string[] = [];
+  for (const day of windowDays(window)) {
+    const { keys: objects } = await listAll(s3, config.captureBucket, `${prefix}date=${day}/`);
+    // An object written before the window began holds only records captured before it too.
+    for (const obj of objects) if (!obj.modified || obj.modified >= window.start) keys.push(obj.key);
+  }
+  if (keys.length === 0) return undefined;
+  const state: VersionState = {
+    version,
+    ...(await loadBaseline(s3, config, version)),
+    rows: 0,
+    objects: 0,
+    badLines: 0,
+    outsideWindow: 0,
+    badObjects: 0,
+  };
+  if (state.baselineProblem) {
+    o.logger?.warn('no baseline: rows are counted, drift is not', {
+      version,
+      problem: state.baselineProblem,
+    });
+  }
+  for (const key of keys) {
+    state.objects++;
+    try {
+      await readObject(s3, config.captureBucket, key, state, config, window);
+    } catch (err) {
+      state.badObjects++;
+      o.logger?.warn('capture object could not be read to the end', { key, error: (err as Error).message });
+    }
+  }
+  return state;
+}
+
+/** The version's drift, or, with no baseline, its rows and why there is no drift. */
+function versionReport(
+  state: VersionState,
+  config: DriftJobConfig,
+  window: DriftReport['window'],
+): DriftReport {
+  const meta = { model: config.modelName, version: state.version, window };
+  if (state.accumulator) {
+    return state.accumulator.report({ ...meta, threshold: config.psiThreshold, minRows: config.minRows });
+  }
+  return {
+    ...meta,
+    rows: state.rows,
+    threshold: config.psiThreshold,
+    features: [],
+    predictions: [],
+    drifted: [],
+    skipped: state.baselineProblem,
+  };
+}
+
+/** Writes the version's report and returns its summary. */
+async function writeVersionReport(
+  o: DriftJobOptions,
+  state: VersionState,
+  report: DriftReport,
+  end: Date,
+  now: Date,
+): Promise<VersionSummary> {
+  const key = reportKey(o.config, state.version, end);
+  const input = {
+    objects: state.objects,
+    badLines: state.badLines,
+    outsideWindow: state.outsideWindow,
+    badObjects: state.badObjects,
+  };
+  const stored: StoredDriftReport = { ...report, generatedAt: now.toISOString(), input };
+  await o.s3.send(
+    new PutObjectCommand({
+      Bucket: o.config.captureBucket,
+      Key: key,
+      Body: JSON.stringify(stored, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
+  return {
+    version: state.version,
+    rows: state.rows,
+    ...input,
+    ...(report.maxFeaturePsi !== undefined ? { maxFeaturePsi: report.maxFeaturePsi } : {}),
+    ...(report.predictionPsi !== undefined ? { predictionPsi: report.predictionPsi } : {}),
+    drifted: report.drifted,
+    ...(report.skipped ? { skipped: report.skipped } : {}),
+    report: key,
+  };
+}
+
 /** Runs the job once: read the window, report per version, publish the metrics. */
 export async function runDriftJob(o: DriftJobOptions): Promise<DriftJobSummary> {
-  const { s3, cloudwatch, config } = o;
+  const { config } = o;
   const now = (o.now ?? (() => new Date()))();
   const window = driftWindow(o.event, config, now);
   const windowText = { start: window.start.toISOString(), end: window.end.toISOString() };
   const modelPrefix = `${config.capturePrefix}model=${config.modelName}/`;
-  const { prefixes } = await listAll(s3, config.captureBucket, modelPrefix, '/');
-  const days = windowDays(window);
+  const { prefixes } = await listAll(o.s3, config.captureBucket, modelPrefix, '/');
   const results: { version: string; rows: number; report: DriftReport; summary: VersionSummary }[] = [];
   for (const prefix of prefixes) {
     const match = /^version=(.+)\/$/.exec(prefix.slice(modelPrefix.length));
     if (!match) continue;
-    const version = match[1] as string;
-    const keys: string[] = [];
-    for (const day of days) {
-      const { keys: objects } = await listAll(s3, config.captureBucket, `${prefix}date=${day}/`);
-      // An object written before the window began holds only records captured before it too.
-      for (const obj of objects) if (!obj.modified || obj.modified >= window.start) keys.push(obj.key);
-    }
-    if (keys.length === 0) continue;
-    const state: VersionState = {
-      version,
-      ...(await loadBaseline(s3, config, version)),
-      rows: 0,
-      objects: 0,
-      badLines: 0,
-      outsideWindow: 0,
-      badObjects: 0,
-    };
-    if (state.baselineProblem)
-      o.logger?.warn('no baseline: rows are counted, drift is not', {
-        version,
-        problem: state.baselineProblem,
-      });
-    for (const key of keys) {
-      state.objects++;
-      try {
-        await readObject(s3, config.captureBucket, key, state, config, window);
-      } catch (err) {
-        state.badObjects++;
-        o.logger?.warn('capture object could not be read to the end', { key, error: (err as Error).message });
-      }
-    }
+    const state = await readVersion(o, match[1] as string, prefix, window);
+    if (!state) continue;
     if (state.rows === 0) {
       o.logger?.info('no captured rows in the window', {
-        version,
+        version: state.version,
         objects: state.objects,
         badLines: state.badLines,
       });
       continue;
     }
-    const report: DriftReport = state.accumulator
-      ? state.accumulator.report({
-          model: config.modelName,
-          version,
-          threshold: config.psiThreshold,
-          minRows: config.minRows,
-          window: windowText,
-        })
-      : {
-          model: config.modelName,
-          version,
-          rows: state.rows,
-          window: windowText,
-          threshold: config.psiThreshold,
-          features: [],
-          predictions: [],
-          drifted: [],
-          skipped: state.baselineProblem,
-        };
-    const key = reportKey(config, version, window.end);
-    const input = {
-      objects: state.objects,
-      badLines: state.badLines,
-      outsideWindow: state.outsideWindow,
-      badObjects: state.badObjects,
-    };
-    const stored: StoredDriftReport = { ...report, generatedAt: now.toISOString(), input };
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: config.captureBucket,
-        Key: key,
-        Body: JSON.stringify(stored, null, 2),
-        ContentType: 'application/json',
-      }),
-    );
-    const summary: VersionSummary = {
-      version,
-      rows: state.rows,
-      ...input,
-      ...(report.maxFeaturePsi !== undefined ? { maxFeaturePsi: report.maxFeaturePsi } : {}),
-      ...(report.predictionPsi !== undefined ? { predictionPsi: report.predictionPsi } : {}),
-      drifted: report.drifted,
-      ...(report.skipped ? { skipped: report.skipped } : {}),
-      report: key,
-    };
+    const report = versionReport(state, config, windowText);
+    const summary = await writeVersionReport(o, state, report, window.end, now);
     o.logger?.info('version drift', { ...summary });
-    results.push({ version, rows: state.rows, report, summary });
+    results.push({ version: state.version, rows: state.rows, report, summary });
   }
-  const rows = results.reduce((s, r) => s + r.rows, 0);
   const age = now.getTime() - window.end.getTime();
   const metricsSkipped =
     age > METRIC_MAX_AGE_MS || -age > METRIC_MAX_AHEAD_MS
       ? `the window ends at ${windowText.end}, outside the two weeks back to two hours ahead that CloudWatch takes data points for`
       : undefined;
   let published = 0;
-  if (!metricsSkipped) {
+  if (metricsSkipped) {
+    o.logger?.warn('metrics not published', { reason: metricsSkipped });
+  } else {
     const data = driftMetrics(config.modelName, results, window.end);
     for (let i = 0; i < data.length; i += MAX_METRICS_PER_CALL) {
       const MetricData = data.slice(i, i + MAX_METRICS_PER_CALL);
-      await cloudwatch.send(new PutMetricDataCommand({ Namespace: config.namespace, MetricData }));
+      await o.cloudwatch.send(new PutMetricDataCommand({ Namespace: config.namespace, MetricData }));
       published += MetricData.length;
     }
-  } else {
-    o.logger?.warn('metrics not published', { reason: metricsSkipped });
   }
   return {
     model: config.modelName,
     window: windowText,
     versions: results.map((r) => r.summary),
-    rows,
+    rows: results.reduce((s, r) => s + r.rows, 0),
     metrics: published,
     ...(metricsSkipped ? { metricsSkipped } : {}),
   };

@@ -150,6 +150,8 @@ describe('reading capture objects', () => {
     expect(await lines([gz])).toEqual(expected);
     expect(await lines([...gz].map((b) => Buffer.from([b])))).toEqual(expected);
     expect(await lines([])).toEqual([]);
+    // Gzip files joined end to end (several members) read as their texts joined.
+    expect(await lines([gzipSync('a\nb'), gzipSync('c\n')])).toEqual(['a', 'bc']);
   });
 
   test('a line over the limit is dropped as one null, and the lines after it still come', async () => {
@@ -545,20 +547,18 @@ describe('runs against moto', () => {
     mock
       .on(PutObjectCommand)
       .callsFake((input: PutObjectCommandInput) => s3.send(new PutObjectCommand(input)));
-    mock
-      .on(GetObjectCommand)
-      .callsFake((input: GetObjectCommandInput) =>
-        input.Key === denied
-          ? Promise.reject(
-              new S3ServiceException({
-                name: 'AccessDenied',
-                $fault: 'client',
-                $metadata: { httpStatusCode: 403 },
-                message: 'Access Denied',
-              }),
-            )
-          : s3.send(new GetObjectCommand(input)),
-      );
+    mock.on(GetObjectCommand).callsFake((input: GetObjectCommandInput) =>
+      input.Key === denied
+        ? Promise.reject(
+            new S3ServiceException({
+              name: 'AccessDenied',
+              $fault: 'client',
+              $metadata: { httpStatusCode: 403 },
+              message: 'Access Denied',
+            }),
+          )
+        : s3.send(new GetObjectCommand(input)),
+    );
     try {
       const summary = await runDriftJob({
         s3: scripted,
