@@ -3,6 +3,8 @@ export * from './bundling';
 export * from './canary-release';
 export * from './config';
 export * from './container-image';
+export * from './data-capture';
+export * from './drift-monitor';
 export * from './inference-api';
 export * from './model-artifact';
 export * from './model-binding';

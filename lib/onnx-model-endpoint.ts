@@ -1,5 +1,7 @@
+import type * as cdk from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import {
@@ -9,14 +11,30 @@ import {
   type InferenceApiProps,
 } from './inference-api';
 import { CanaryRelease, type TrafficShift } from './canary-release';
+import { DataCapture, type DataCaptureProps } from './data-capture';
+import { DriftMonitor, type DriftMonitorProps } from './drift-monitor';
+import { readModelFolder } from './model-folder';
 import { grantReadModelVersions, type IModelVersion, type ModelBucket } from './model-bucket';
 import { bindModel, ModelDelivery, type ModelSourceProps } from './model-binding';
 import { ModelMonitoring, type ModelMonitoringProps } from './model-monitoring';
 import { OnnxContainerService, type OnnxContainerServiceProps } from './onnx-container-service';
 import { OnnxFunction, type OnnxFunctionProps } from './onnx-function';
 import { ModelSource } from './model-source';
+import { checkPositiveInteger } from './validate';
 
 export { ModelDelivery } from './model-binding';
+
+/** The names capture.redact and capture.hash may use for a model folder: its inputs and baseline features. */
+function captureFieldNames(dir: string): { model: string; names: Set<string> } {
+  const { manifest } = readModelFolder(dir);
+  const names = new Set<string>();
+  const inputs = manifest.inputs as readonly { name?: unknown }[] | undefined;
+  const baseline = manifest.baseline as { features?: readonly { name?: unknown }[] } | undefined;
+  for (const item of [...(inputs ?? []), ...(baseline?.features ?? [])]) {
+    if (typeof item.name === 'string') names.add(item.name);
+  }
+  return { model: `${manifest.name} ${manifest.version}`, names };
+}
 
 /** What runs the model. */
 export enum ServingBackend {
@@ -45,6 +63,42 @@ export interface ReleaseOptions {
   /** Run the manifest's sample against the new version before it gets traffic. @default true */
   readonly preTrafficCheck?: boolean;
 }
+
+/**
+ * Data capture: a sample of requests, each row one JSON line on the server's log stream (no network call on
+ * the request), delivered by a subscription filter and Firehose to S3 under
+ * `captures/model=<name>/version=<version>/date=<yyyy-MM-dd>/`.
+ */
+export interface CaptureOptions {
+  /**
+   * Share of requests captured, 0 to 100 (decimals allowed). 0 keeps the delivery path in place and captures
+   * nothing, so turning it on is a change of this number.
+   */
+  readonly samplePercent: number;
+  /**
+   * Inputs or baseline feature names written as null. Checked against the model folder when it is known at
+   * synth; the server also refuses to capture with a name its model does not have.
+   * @default - none
+   */
+  readonly redact?: string[];
+  /** Inputs or baseline feature names written as `sha256:<16 hex>` (unsalted: redact small sets instead). @default - none */
+  readonly hash?: string[];
+  /** Rows captured per request at most, spread over a bigger request. @default 1000 */
+  readonly maxRowsPerRequest?: number;
+  /** How long captured rows are kept. @default - DataCapture's: Duration.days(30) */
+  readonly retention?: cdk.Duration;
+  /** How long drift reports are kept. @default - DataCapture's: Duration.days(365) */
+  readonly reportRetention?: cdk.Duration;
+  /** Write captures and reports to this bucket instead of a new one. @default - a new capture bucket */
+  readonly existingBucket?: s3.IBucket;
+  /** Settings for the capture bucket this endpoint creates. @default - DataCapture's defaults */
+  readonly bucketProps?: DataCaptureProps['bucketProps'];
+  /** Retention of the capture transform's and Firehose's error logs. @default - DataCapture's: one year */
+  readonly logRetention?: DataCaptureProps['logRetention'];
+}
+
+/** The scheduled drift job (DriftMonitor) on the captured rows; the model bucket, name and alarm topic are the endpoint's. */
+export type DriftOptions = Omit<DriftMonitorProps, 'capture' | 'modelBucket' | 'modelName' | 'alarmTopic'>;
 
 export interface OnnxModelEndpointProps extends ModelSourceProps {
   /** @default ServingBackend.LAMBDA */
@@ -86,6 +140,20 @@ export interface OnnxModelEndpointProps extends ModelSourceProps {
    * @default - none: a deploy moves the alias at once
    */
   readonly release?: ReleaseOptions;
+  /**
+   * Capture a sample of requests (inputs, outputs, model version, latency) to S3, through the server's log
+   * group, a subscription filter and Firehose. With a challenger, both variants capture, each record naming its
+   * variant and version.
+   * @default - no capture
+   */
+  readonly capture?: CaptureOptions;
+  /**
+   * Measure drift of the captured rows against each version's baseline on a schedule, with alarms on the
+   * monitoring's topic and graphs on its dashboard. Needs `capture` and S3 delivery (the job reads the baselines
+   * from the model bucket).
+   * @default - no drift job
+   */
+  readonly drift?: DriftOptions;
 }
 
 /**
@@ -110,6 +178,10 @@ export class OnnxModelEndpoint extends Construct {
   public readonly api: InferenceApi;
   public readonly monitoring: ModelMonitoring;
   public readonly modelName: string;
+  /** The capture delivery path and bucket, with `capture`. */
+  public readonly capture?: DataCapture;
+  /** The drift job and its alarms, with `drift`. */
+  public readonly drift?: DriftMonitor;
 
   constructor(scope: Construct, id: string, props: OnnxModelEndpointProps) {
     super(scope, id);
@@ -155,6 +227,17 @@ export class OnnxModelEndpoint extends Construct {
           "ECS's circuit breaker and deployment alarms",
       );
     }
+    if (props.drift && !props.capture) {
+      throw new Error(
+        `${owner}: drift reads the captured rows; give capture too (samplePercent 0 keeps it off)`,
+      );
+    }
+    if (props.drift && delivery === ModelDelivery.BUNDLED) {
+      throw new Error(
+        `${owner}: drift needs S3 delivery: the drift job reads each version's baseline (model.json) from the model bucket, and a BUNDLED model has none`,
+      );
+    }
+    const captureEnv = props.capture ? OnnxModelEndpoint.captureEnvironment(owner, props) : {};
     const bound = bindModel(this, owner, props);
     this.modelBucket = bound.modelBucket;
     this.artifact = bound.artifact;
@@ -171,6 +254,7 @@ export class OnnxModelEndpoint extends Construct {
     if (container) {
       const service = new OnnxContainerService(this, 'Container', {
         ...(props.containerProps ?? {}),
+        environment: { ...(props.containerProps?.environment ?? {}), ...captureEnv },
         artifact: this.artifact,
         bakedModelDir: bundled,
         // API Gateway sends `/<stage>/v2/...` through the VPC link.
@@ -182,6 +266,7 @@ export class OnnxModelEndpoint extends Construct {
     } else {
       const fn = new OnnxFunction(this, 'Inference', {
         ...(props.functionProps ?? {}),
+        environment: { ...(props.functionProps?.environment ?? {}), ...captureEnv },
         artifact: this.artifact,
         bundledModelDir: bundled,
         challenger:
@@ -218,6 +303,29 @@ export class OnnxModelEndpoint extends Construct {
         { behavior: ecs.AlarmBehavior.ROLLBACK_ON_ALARM },
       );
     }
+    if (props.capture) {
+      const c = props.capture;
+      this.capture = new DataCapture(this, 'Capture', {
+        // The server's own log group: the function's (every variant's version logs there) or the tasks'.
+        logGroups: [(this.onnxFunction ?? (this.containerService as OnnxContainerService)).logGroup],
+        existingBucket: c.existingBucket,
+        bucketProps: c.bucketProps,
+        retention: c.retention,
+        reportRetention: c.reportRetention,
+        logRetention: c.logRetention,
+      });
+    }
+    if (props.drift && this.capture && this.artifact) {
+      this.drift = new DriftMonitor(this, 'Drift', {
+        ...props.drift,
+        capture: this.capture,
+        modelBucket: this.artifact.bucket,
+        modelName: this.modelName,
+        alarmTopic: this.monitoring.alarmTopic,
+      });
+      this.monitoring.addWidgets(...this.drift.widgets());
+      this.monitoring.addDashboardAlarms(...this.drift.alarms);
+    }
     if (props.release && this.onnxFunction) {
       this.release = new CanaryRelease(this, 'Release', {
         alias: this.onnxFunction.alias,
@@ -232,6 +340,55 @@ export class OnnxModelEndpoint extends Construct {
         logRetention: props.functionProps?.logRetention,
       });
     }
+  }
+
+  /**
+   * The CAPTURE_* environment of the server, after checking the options: the percentage, the row cap, and the
+   * redact and hash names, which must not overlap and, when the model folders are known at synth, must each
+   * name an input or a baseline feature of every model served (a misspelt name would otherwise leave the real
+   * field unredacted; the server would refuse to capture at all).
+   */
+  private static captureEnvironment(owner: string, props: OnnxModelEndpointProps): Record<string, string> {
+    const c = props.capture as CaptureOptions;
+    if (!Number.isFinite(c.samplePercent) || c.samplePercent < 0 || c.samplePercent > 100) {
+      throw new Error(
+        `${owner}: capture.samplePercent must be a number from 0 to 100, got ${c.samplePercent}`,
+      );
+    }
+    checkPositiveInteger(owner, 'capture.maxRowsPerRequest', c.maxRowsPerRequest);
+    const redact = c.redact ?? [];
+    const hash = c.hash ?? [];
+    for (const name of [...redact, ...hash]) {
+      if (name.trim() === '' || name !== name.trim() || name.includes(',')) {
+        throw new Error(
+          `${owner}: capture.redact and capture.hash take input or feature names (no commas or spaces around them), got ${JSON.stringify(name)}`,
+        );
+      }
+    }
+    const both = redact.filter((n) => hash.includes(n));
+    if (both.length > 0) {
+      throw new Error(
+        `${owner}: ${both.map((n) => `'${n}'`).join(', ')} is in both capture.redact and capture.hash; choose one (redact writes null, hash writes sha256:...)`,
+      );
+    }
+    const folders = [
+      props.modelDir ?? props.modelSource?.modelDir,
+      props.challenger && (props.challenger.modelDir ?? props.challenger.modelSource?.modelDir),
+    ].filter((d): d is string => d !== undefined);
+    for (const dir of folders) {
+      const known = captureFieldNames(dir);
+      const unknown = [...redact, ...hash].filter((n) => !known.names.has(n));
+      if (unknown.length > 0) {
+        throw new Error(
+          `${owner}: capture names ${unknown.map((n) => `'${n}'`).join(', ')} are neither inputs nor baseline features of ${known.model}; it has ${[...known.names].map((n) => `'${n}'`).join(', ')}`,
+        );
+      }
+    }
+    const env: Record<string, string> = { CAPTURE_PERCENT: String(c.samplePercent) };
+    if (redact.length > 0) env.CAPTURE_REDACT = redact.join(',');
+    if (hash.length > 0) env.CAPTURE_HASH = hash.join(',');
+    if (c.maxRowsPerRequest !== undefined) env.CAPTURE_MAX_ROWS = String(c.maxRowsPerRequest);
+    return env;
   }
 
   /** The infer URL of this endpoint's model. */

@@ -418,3 +418,189 @@ describe('OnnxModelEndpoint releases', () => {
     expect(endpoint.modelName).toBe('iris');
   });
 });
+
+describe('OnnxModelEndpoint data capture and drift', () => {
+  const CAPTURE_PATTERN = '{ $.mdk_capture = 1 }';
+  function fnEnv(t: ReturnType<typeof template>): Record<string, unknown> {
+    const serving = Object.values(t.findResources('AWS::Lambda::Function'))
+      .map((f) => (f as { Properties: { Environment?: { Variables: Record<string, unknown> } } }).Properties)
+      .filter((f) => f.Environment?.Variables.MODEL_NAME !== undefined);
+    expect(serving).toHaveLength(1);
+    return serving[0]?.Environment?.Variables ?? {};
+  }
+
+  test("Lambda backend: the function's log group feeds the capture stream, the function gets the CAPTURE_* environment", () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      capture: { samplePercent: 12.5, redact: ['sepal_width'], hash: ['petal_width'], maxRowsPerRequest: 50 },
+    });
+    const t = template(stack);
+    expect(fnEnv(t)).toMatchObject({
+      CAPTURE_PERCENT: '12.5',
+      CAPTURE_REDACT: 'sepal_width',
+      CAPTURE_HASH: 'petal_width',
+      CAPTURE_MAX_ROWS: '50',
+    });
+    const filter = onlyResource(t, 'AWS::Logs::SubscriptionFilter').props;
+    expect(filter.FilterPattern).toBe(CAPTURE_PATTERN);
+    expect(filter.LogGroupName).toEqual(stack.resolve(endpoint.onnxFunction?.logGroup.logGroupName));
+    expect(filter.DestinationArn).toEqual(stack.resolve(endpoint.capture?.deliveryStream.deliveryStreamArn));
+    t.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 1);
+    expect(endpoint.capture?.bucket).toBeDefined();
+    // No drift asked for: no job, no drift alarms.
+    expect(endpoint.drift).toBeUndefined();
+    t.resourceCountIs('AWS::Events::Rule', 0);
+    expect(endpoint.monitoring.alarms).toHaveLength(8);
+  });
+
+  test("container backend: the tasks' log group feeds the stream, the container gets the environment", () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      backend: ServingBackend.CONTAINER,
+      containerProps: { environment: { EXTRA: 'kept' } },
+      capture: { samplePercent: 0 },
+    });
+    const t = template(stack);
+    expect(containerEnv(t)).toMatchObject({ CAPTURE_PERCENT: '0', EXTRA: 'kept' });
+    expect(containerEnv(t).CAPTURE_REDACT).toBeUndefined();
+    const filter = onlyResource(t, 'AWS::Logs::SubscriptionFilter').props;
+    expect(filter.FilterPattern).toBe(CAPTURE_PATTERN);
+    expect(filter.LogGroupName).toEqual(stack.resolve(endpoint.containerService?.logGroup.logGroupName));
+  });
+
+  test("drift: a job on the endpoint's model bucket, alarming on the monitoring's topic, drawn on its dashboard", () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      capture: { samplePercent: 100 },
+      drift: { thresholds: { featurePsi: 0.3 } },
+    });
+    const t = template(stack);
+    const drift = endpoint.drift;
+    expect(drift).toBeDefined();
+    const job = Object.values(t.findResources('AWS::Lambda::Function'))
+      .map((f) => (f as { Properties: { Environment?: { Variables: Record<string, unknown> } } }).Properties)
+      .find((f) => f.Environment?.Variables.CAPTURE_BUCKET !== undefined);
+    expect(job?.Environment?.Variables).toMatchObject({
+      MODEL_BUCKET: stack.resolve(endpoint.modelBucket?.bucket.bucketName) as unknown,
+      CAPTURE_BUCKET: stack.resolve(endpoint.capture?.bucket.bucketName) as unknown,
+      MODEL_NAME: 'iris',
+      PSI_THRESHOLD: '0.3',
+    });
+    const topic = stack.resolve(endpoint.monitoring.alarmTopic.topicArn) as unknown;
+    for (const a of drift?.alarms ?? []) {
+      const id = stack.resolve((a.node.defaultChild as cdkLib.CfnResource).logicalId) as string;
+      const resources = (
+        t.toJSON() as { Resources: Record<string, { Properties: { AlarmActions: unknown[] } }> }
+      ).Resources;
+      const props = resources[id]?.Properties;
+      expect(props?.AlarmActions).toEqual([topic]);
+    }
+    const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
+    t.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    expect(body).toContain('Feature drift (PSI per feature)');
+    expect(body).toContain('MetricName=\\\\\\"FeaturePSI\\\\\\" model=\\\\\\"iris\\\\\\"');
+    for (const a of drift?.alarms ?? []) {
+      const id = stack.resolve((a.node.defaultChild as cdkLib.CfnResource).logicalId) as string;
+      expect(body).toContain(`{"Fn::GetAtt":["${id}","Arn"]}`);
+    }
+    // Drift is watched, not a reason to roll back.
+    expect(endpoint.monitoring.alarms).toHaveLength(8);
+    for (const a of drift?.alarms ?? []) expect(endpoint.monitoring.releaseAlarms).not.toContain(a);
+  });
+
+  test('A/B: the one function carries the capture environment, so both variants capture', () => {
+    const next = copyModel({ manifest: (m) => (m.version = '9.9.9') });
+    try {
+      const stack = testStack();
+      new OnnxModelEndpoint(stack, 'Iris', {
+        modelDir: IRIS_DIR,
+        challenger: { modelDir: next, weight: 0.5 },
+        capture: { samplePercent: 5, redact: ['input'] },
+      });
+      const t = template(stack);
+      expect(fnEnv(t)).toMatchObject({ CAPTURE_PERCENT: '5', CAPTURE_REDACT: 'input' });
+      t.resourceCountIs('AWS::Logs::SubscriptionFilter', 1);
+    } finally {
+      fs.rmSync(next, { recursive: true, force: true });
+    }
+  });
+
+  test('a bundled model can capture (no drift job: the baselines are not in a bucket)', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      delivery: ModelDelivery.BUNDLED,
+      capture: { samplePercent: 1 },
+    });
+    expect(endpoint.capture).toBeDefined();
+    expect(fnEnv(template(stack)).CAPTURE_PERCENT).toBe('1');
+  });
+
+  test('the capture bucket can be brought in', () => {
+    const stack = testStack();
+    const bucket = s3.Bucket.fromBucketName(stack, 'Captures', 'team-captures');
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelDir: IRIS_DIR,
+      capture: { samplePercent: 1, existingBucket: bucket },
+    });
+    expect(endpoint.capture?.bucket).toBe(bucket);
+    expect(JSON.stringify(template(stack).findResources('AWS::KinesisFirehose::DeliveryStream'))).toContain(
+      'team-captures',
+    );
+  });
+
+  test.each<[string, Partial<ConstructorParameters<typeof OnnxModelEndpoint>[2]>, RegExp]>([
+    [
+      'drift without capture',
+      { drift: {} },
+      /drift reads the captured rows; give capture too \(samplePercent 0 keeps it off\)/,
+    ],
+    [
+      'drift of a bundled model',
+      { delivery: ModelDelivery.BUNDLED, capture: { samplePercent: 1 }, drift: {} },
+      /drift needs S3 delivery: the drift job reads each version's baseline \(model.json\) from the model bucket/,
+    ],
+    [
+      'a negative percentage',
+      { capture: { samplePercent: -1 } },
+      /capture.samplePercent must be a number from 0 to 100, got -1/,
+    ],
+    [
+      'a percentage over 100',
+      { capture: { samplePercent: 101 } },
+      /capture.samplePercent must be a number from 0 to 100, got 101/,
+    ],
+    [
+      'no percentage',
+      { capture: { samplePercent: NaN } },
+      /capture.samplePercent must be a number from 0 to 100, got NaN/,
+    ],
+    [
+      'zero rows per request',
+      { capture: { samplePercent: 1, maxRowsPerRequest: 0 } },
+      /capture.maxRowsPerRequest must be a positive integer, got 0/,
+    ],
+    [
+      'a name both redacted and hashed',
+      { capture: { samplePercent: 1, redact: ['sepal_width'], hash: ['sepal_width'] } },
+      /'sepal_width' is in both capture.redact and capture.hash; choose one/,
+    ],
+    [
+      'a misspelt name',
+      { capture: { samplePercent: 1, redact: ['petal_lenght'] } },
+      /capture names 'petal_lenght' are neither inputs nor baseline features of iris 1\.\d+\.\d+; it has 'input', 'sepal_length'/,
+    ],
+    [
+      'a list in one name',
+      { capture: { samplePercent: 1, hash: ['sepal_width,petal_width'] } },
+      /capture.redact and capture.hash take input or feature names \(no commas or spaces around them\), got "sepal_width,petal_width"/,
+    ],
+  ])('%s is refused', (_name, props, message) => {
+    expect(() => new OnnxModelEndpoint(testStack(), 'Iris', { modelDir: IRIS_DIR, ...props })).toThrow(
+      message,
+    );
+  });
+});
