@@ -72,6 +72,12 @@ async function readBaselineFile(file: string): Promise<BaselineFile> {
       `${file} has no baseline (a "baseline" with "features"); make one with: mdk baseline --model DIR --data TRAINING_DATA`,
     );
   }
+  try {
+    // Checks the baseline's columns (histograms, categories) before any data is read.
+    new DriftAccumulator(baseline);
+  } catch (err) {
+    throw new CliError(`${file}: the baseline cannot be used: ${(err as Error).message}`);
+  }
   const strings = (v: unknown) => (Array.isArray(v) && v.every((s) => typeof s === 'string') ? v : undefined);
   const inputs = Array.isArray(o.inputs) ? (o.inputs as { name?: unknown; shape?: unknown }[]) : [];
   return {
@@ -344,7 +350,7 @@ export async function driftCommand(argv: string[]): Promise<number> {
   if (data.other > 0) {
     notes.push(
       data.format === 'CSV'
-        ? `${data.other} rows could not be read (wrong number of columns) and were left out`
+        ? `${data.other} rows could not be read (a column too many or too few, or bad quoting) and were left out`
         : `${data.other} lines were not capture records and were left out`,
     );
   }

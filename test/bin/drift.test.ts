@@ -275,6 +275,21 @@ describe('mdk drift', () => {
     expect(none.stderr).toContain('has no baseline');
     expect(none.stderr).toContain('mdk baseline --model DIR --data TRAINING_DATA');
 
+    const broken = path.join(dir, 'broken.json');
+    fs.writeFileSync(broken, JSON.stringify({ features: [{ input: 'x', index: 0, name: 'f', count: 1 }] }));
+    // a column the baseline cannot bin is reported as skipped, with why, not a failure
+    const partial = await mdk([
+      'drift',
+      '--baseline',
+      broken,
+      '--data',
+      unshifted,
+      '--chart',
+      path.join(dir, 'b.html'),
+    ]);
+    expect(partial.code).toBe(0);
+    expect(partial.stdout).toMatch(/^f +input +numeric +0 +0 +- +- +skipped: baseline has no histogram$/m);
+
     const junk = path.join(dir, 'junk.jsonl');
     fs.writeFileSync(junk, '{"a":1}\n{"b":2}\n');
     const empty = await mdk(['drift', '--baseline', MANIFEST, '--data', junk]);
