@@ -204,14 +204,8 @@ export class DataCapture extends Construct {
     this.subscriptionRole = new iam.Role(this, 'SubscriptionRole', {
       assumedBy: new iam.ServicePrincipal('logs.amazonaws.com', {
         conditions: {
-          StringLike: {
-            'aws:SourceArn': cdk.Stack.of(this).formatArn({
-              service: 'logs',
-              resource: 'log-group',
-              resourceName: '*',
-              arnFormat: cdk.ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          },
+          // Any log group of this account and region: the subscriptions name theirs.
+          StringLike: { 'aws:SourceArn': cdk.Stack.of(this).formatArn({ service: 'logs', resource: '*' }) },
         },
       }),
       description: 'CloudWatch Logs subscriptions: put capture lines into the data capture delivery stream',
@@ -222,11 +216,12 @@ export class DataCapture extends Construct {
 
   /** Sends the log group's capture lines (`{ $.mdk_capture = 1 }`) to the stream. A log group may have two subscriptions. */
   public addLogGroup(logGroup: logs.ILogGroup): logs.SubscriptionFilter {
-    const key = cdk.Stack.of(this).resolve(logGroup.logGroupName) as unknown;
-    const keyText = JSON.stringify(key);
+    // By name: two imports of one log group are one log group.
+    const keyText = JSON.stringify(cdk.Stack.of(this).resolve(logGroup.logGroupName));
     const existing = this.subscriptions.get(keyText);
     if (existing) return existing;
-    const filter = new logs.SubscriptionFilter(this, `Subscription${this.subscriptions.size}`, {
+    // Named after the log group, not the order of adding: removing one must not replace the others.
+    const filter = new logs.SubscriptionFilter(this, `Subscription${cdk.Names.uniqueId(logGroup)}`, {
       logGroup,
       destination: new destinations.FirehoseDestination(this.deliveryStream, { role: this.subscriptionRole }),
       filterPattern: logs.FilterPattern.literal(CAPTURE_FILTER_PATTERN),

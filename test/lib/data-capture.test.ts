@@ -254,10 +254,7 @@ describe('DataCapture', () => {
             Condition: {
               StringLike: {
                 'aws:SourceArn': {
-                  'Fn::Join': [
-                    '',
-                    ['arn:', { Ref: 'AWS::Partition' }, ':logs:us-east-1:123456789012:log-group:*'],
-                  ],
+                  'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':logs:us-east-1:123456789012:*']],
                 },
               },
             },
@@ -272,6 +269,19 @@ describe('DataCapture', () => {
         Resource: stack.resolve(capture.deliveryStream.deliveryStreamArn) as unknown,
       },
     ]);
+  });
+
+  test("a subscription's logical id follows its log group, not the order the groups were added in", () => {
+    const ids = (names: string[]) => {
+      const stack = testStack();
+      const capture = new DataCapture(stack, 'Capture');
+      return names.map((n) => {
+        const filter = capture.addLogGroup(new logs.LogGroup(stack, n));
+        return stack.resolve((filter.node.defaultChild as cdk.CfnResource).logicalId) as string;
+      });
+    };
+    const [, container] = ids(['Api', 'Container']);
+    expect(ids(['Container'])).toEqual([container]);
   });
 
   test('Firehose may write captures/ and capture-errors/ only, invoke the transform and write its error log', () => {
