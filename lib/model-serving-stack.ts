@@ -48,6 +48,8 @@ export class ModelServingStack extends cdk.Stack {
   public readonly apiKeyIdOutput?: cdk.CfnOutput;
   /** The model version's S3 folder, with S3 delivery: a smoke test reads the deployed manifest there. */
   public readonly modelUriOutput?: cdk.CfnOutput;
+  /** The capture bucket's name, when the stage config has `capture`. */
+  public readonly captureBucketOutput?: cdk.CfnOutput;
   /** Batch jobs, when the stage config has `batch`. */
   public readonly batch?: BatchInference;
   /** Queue-driven predictions, when the stage config has `stream`. */
@@ -118,6 +120,25 @@ export class ModelServingStack extends cdk.Stack {
       },
       monitoringProps: { thresholds: c.alarms },
       release: backend === ServingBackend.LAMBDA ? c.release : undefined,
+      capture: c.capture && {
+        samplePercent: c.capture.samplePercent,
+        redact: c.capture.redact,
+        hash: c.capture.hash,
+        maxRowsPerRequest: c.capture.maxRowsPerRequest,
+        retention: cdk.Duration.days(c.capture.retentionDays),
+        bucketProps: { removalPolicy: c.removalPolicy, autoDeleteObjects: c.autoDeleteObjects },
+        logRetention: c.logRetention,
+      },
+      drift: c.drift && {
+        schedule: events.Schedule.expression(c.drift.schedule),
+        window: cdk.Duration.hours(c.drift.windowHours),
+        minRows: c.drift.minRows,
+        thresholds: {
+          featurePsi: c.drift.featurePsiThreshold,
+          predictionPsi: c.drift.predictionPsiThreshold,
+        },
+        logRetention: c.logRetention,
+      },
     });
     this.apiUrlOutput = new cdk.CfnOutput(this, 'ApiUrl', {
       description: 'The API stage base URL; GET <this>v2/health/ready',
@@ -127,6 +148,13 @@ export class ModelServingStack extends cdk.Stack {
       description: `POST a V2 infer request here (${c.api.authorization} auth)`,
       value: this.endpoint.inferUrl,
     });
+    if (this.endpoint.capture) {
+      this.captureBucketOutput = new cdk.CfnOutput(this, 'CaptureBucket', {
+        description:
+          'Captured requests under captures/model=<name>/version=<version>/date=<day>/, drift reports under drift-reports/',
+        value: this.endpoint.capture.bucket.bucketName,
+      });
+    }
     if (this.endpoint.artifact) {
       this.modelUriOutput = new cdk.CfnOutput(this, 'ModelUri', {
         description: 'The model version this stage serves',

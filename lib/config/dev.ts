@@ -30,6 +30,15 @@ export const devConfig: StageConfig = {
     expireAfterDays: 7,
   },
   stream: { memorySize: 1024, batchSize: 10, maxBatchingWindowSeconds: 0, maxReceiveCount: 3 },
+  // Every request captured, kept a week: dev traffic is test traffic.
+  capture: { samplePercent: 100, retentionDays: 7 },
+  drift: {
+    featurePsiThreshold: 0.2,
+    predictionPsiThreshold: 0.2,
+    schedule: 'rate(1 hour)',
+    windowHours: 24,
+    minRows: 100,
+  },
   logRetention: logs.RetentionDays.ONE_WEEK,
   removalPolicy: cdk.RemovalPolicy.DESTROY,
   autoDeleteObjects: true,

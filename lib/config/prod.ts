@@ -61,6 +61,16 @@ export const prodConfig: StageConfig = {
     maxReceiveCount: 5,
     maxConcurrency: 50,
   },
+  // Off until turned on (samplePercent is the one line): requests may hold personal data. The bucket,
+  // stream and drift job are deployed, so turning it on changes only the servers' environment.
+  capture: { samplePercent: 0, retentionDays: 90 },
+  drift: {
+    featurePsiThreshold: 0.2,
+    predictionPsiThreshold: 0.2,
+    schedule: 'rate(1 hour)',
+    windowHours: 24,
+    minRows: 100,
+  },
   logRetention: logs.RetentionDays.SIX_MONTHS,
   removalPolicy: cdk.RemovalPolicy.RETAIN,
   autoDeleteObjects: false,

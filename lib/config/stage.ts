@@ -45,6 +45,15 @@ export const stageConfig: StageConfig = {
     maxReceiveCount: 3,
     maxConcurrency: 10,
   },
+  // A tenth of requests, kept a month: enough rows for the hourly drift job on smoke and load tests.
+  capture: { samplePercent: 10, retentionDays: 30 },
+  drift: {
+    featurePsiThreshold: 0.2,
+    predictionPsiThreshold: 0.2,
+    schedule: 'rate(1 hour)',
+    windowHours: 24,
+    minRows: 100,
+  },
   logRetention: logs.RetentionDays.ONE_MONTH,
   removalPolicy: cdk.RemovalPolicy.DESTROY,
   autoDeleteObjects: true,

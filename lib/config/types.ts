@@ -62,6 +62,13 @@ export interface StageConfig {
    * an SQS queue of predictions out. @default - none
    */
   readonly stream?: StreamStageConfig;
+  /**
+   * Data capture of the endpoint's requests to S3 (DataCapture). The delivery path and bucket exist whenever
+   * this is set, so `samplePercent: 0` is off and turning it on is one line. @default - no capture
+   */
+  readonly capture?: CaptureStageConfig;
+  /** The scheduled drift job on the captured rows (DriftMonitor); needs `capture`. @default - none */
+  readonly drift?: DriftStageConfig;
   readonly logRetention: logs.RetentionDays;
   /** For the model bucket and its key, and the load balancer's access log bucket. */
   readonly removalPolicy: cdk.RemovalPolicy;
@@ -95,4 +102,32 @@ export interface StreamStageConfig {
   readonly maxReceiveCount: number;
   /** The most concurrent invocations the queue drives. @default - Lambda's */
   readonly maxConcurrency?: number;
+}
+
+/** A stage's data capture. */
+export interface CaptureStageConfig {
+  /** Share of requests captured, 0 to 100; 0 is off. */
+  readonly samplePercent: number;
+  /** Days captured rows are kept in the capture bucket. */
+  readonly retentionDays: number;
+  /** Inputs or baseline feature names written as null. @default - none */
+  readonly redact?: string[];
+  /** Inputs or baseline feature names written as their hash. @default - none */
+  readonly hash?: string[];
+  /** Rows captured per request at most. @default 1000 */
+  readonly maxRowsPerRequest?: number;
+}
+
+/** A stage's drift job. */
+export interface DriftStageConfig {
+  /** PSI of a feature at or above which its alarm fires. */
+  readonly featurePsiThreshold: number;
+  /** PSI of the predictions at or above which its alarm fires. */
+  readonly predictionPsiThreshold: number;
+  /** An EventBridge schedule expression, `rate(...)` or `cron(...)`. */
+  readonly schedule: string;
+  /** Hours of captures each run reads. */
+  readonly windowHours: number;
+  /** Fewer captured rows than this in the window: no PSI, only the row count. */
+  readonly minRows: number;
 }

@@ -45,6 +45,7 @@ function masked(template: unknown): unknown {
 
 describe('ServingStage and ModelServingStack', () => {
   const { stages } = buildApp();
+  const stack = (name: StageName): cdk.Stack => stages[name].servingStack;
   const templates = Object.fromEntries(
     Object.entries(stages).map(([name, stage]) => [name, Template.fromStack(stage.servingStack)]),
   ) as Record<StageName, Template>;
@@ -57,8 +58,8 @@ describe('ServingStage and ModelServingStack', () => {
     const t = templates.dev;
     t.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
     t.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
-    // The model bucket and its access logs, and the same two for batch jobs.
-    t.resourceCountIs('Custom::S3AutoDeleteObjects', 4);
+    // The model bucket and its access logs, and the same two for batch jobs and for captures.
+    t.resourceCountIs('Custom::S3AutoDeleteObjects', 6);
     expect(JSON.stringify(t.findResources('AWS::Lambda::Alias'))).not.toContain(
       'ProvisionedConcurrencyConfig',
     );
@@ -185,8 +186,12 @@ describe('ServingStage and ModelServingStack', () => {
       modelBucket: { bucketName: 'shared-models', encryptionKeyArn: key },
     });
     const t = Template.fromStack(stack);
-    // No model bucket: the only buckets are the batch jobs' and their access logs.
-    expect(Object.keys(t.findResources('AWS::S3::Bucket')).every((id) => id.startsWith('Batch'))).toBe(true);
+    // No model bucket: the only buckets are the batch jobs' and the captures', and their access logs.
+    expect(
+      Object.keys(t.findResources('AWS::S3::Bucket')).filter(
+        (id) => !id.startsWith('Batch') && !id.startsWith('EndpointCapture'),
+      ),
+    ).toEqual([]);
     t.hasResourceProperties('Custom::ModelVersion', { DestinationBucket: 'shared-models' });
     // Batch and stream read the same version there: one publish, no second copy.
     t.resourceCountIs('Custom::ModelVersion', 1);
@@ -213,6 +218,77 @@ describe('ServingStage and ModelServingStack', () => {
       expect(Object.keys(t.toJSON().Outputs as object)).toEqual(
         expect.arrayContaining(['BatchBucket', 'StreamInputQueueUrl', 'StreamOutputQueueUrl']),
       );
+    }
+  });
+
+  test('every stage captures through a Firehose stream into its capture bucket: dev all requests, stage a tenth, prod none until turned on', () => {
+    const expected: Record<StageName, { percent: string; days: number }> = {
+      dev: { percent: '100', days: 7 },
+      stage: { percent: '10', days: 30 },
+      prod: { percent: '0', days: 90 },
+    };
+    expect(STAGES.prod.capture?.samplePercent).toBe(0);
+    for (const [name, stage] of Object.entries(stages) as [StageName, ServingStage][]) {
+      const t = templates[name];
+      const endpoint = stage.servingStack.endpoint;
+      const env = JSON.stringify(
+        name === 'prod'
+          ? t.findResources('AWS::ECS::TaskDefinition')
+          : Object.values(t.findResources('AWS::Lambda::Function')).filter((f) =>
+              JSON.stringify(f).includes('KServe V2'),
+            ),
+      );
+      expect({ name, env }).toEqual({
+        name,
+        env: expect.stringMatching(
+          name === 'prod'
+            ? `{"Name":"CAPTURE_PERCENT","Value":"${expected[name].percent}"}`
+            : `"CAPTURE_PERCENT":"${expected[name].percent}"`,
+        ) as string,
+      });
+      // The path is deployed even when nothing is captured, so turning capture on is one line.
+      t.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 1);
+      t.hasResourceProperties('AWS::Logs::SubscriptionFilter', { FilterPattern: '{ $.mdk_capture = 1 }' });
+      const bucket = stack(name).resolve(endpoint.capture?.bucket.bucketName) as { Ref: string };
+      const resources = (
+        t.toJSON() as {
+          Resources: Record<
+            string,
+            {
+              Properties: {
+                LifecycleConfiguration: { Rules: { Prefix?: string; ExpirationInDays?: number }[] };
+              };
+            }
+          >;
+        }
+      ).Resources;
+      const rules = resources[bucket.Ref]?.Properties.LifecycleConfiguration.Rules;
+      expect(rules).toContainEqual(
+        expect.objectContaining({ Prefix: 'captures/', ExpirationInDays: expected[name].days }),
+      );
+      expect(Object.keys(t.toJSON().Outputs as object)).toContain('CaptureBucket');
+    }
+  });
+
+  test('every stage runs the drift job hourly over a day of captures, alarming at PSI 0.2 on its alarm topic', () => {
+    for (const [name, stage] of Object.entries(stages) as [StageName, ServingStage][]) {
+      const t = templates[name];
+      const endpoint = stage.servingStack.endpoint;
+      expect(STAGES[name].drift).toMatchObject({ featurePsiThreshold: 0.2, predictionPsiThreshold: 0.2 });
+      t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(1 hour)' });
+      const topic = stack(name).resolve(endpoint.monitoring.alarmTopic.topicArn) as unknown;
+      for (const metricName of ['MaxFeaturePSI', 'PredictionPSI']) {
+        t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+          MetricName: metricName,
+          Threshold: 0.2,
+          Period: 3600,
+          AlarmActions: [topic],
+        });
+      }
+      t.hasResourceProperties('AWS::Lambda::Function', {
+        Environment: { Variables: Match.objectLike({ WINDOW_HOURS: '24', MIN_ROWS: '100' }) },
+      });
+      expect(JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'))).toContain('Feature drift');
     }
   });
 
