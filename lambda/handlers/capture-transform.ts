@@ -8,6 +8,7 @@ import { transformCaptureRecords } from '../core/capture-transform';
 
 const logger = new Logger({ serviceName: 'model-deploy-kit' });
 
+// Not async (nothing to await); Lambda's Node.js runtime awaits the promise it returns.
 export function handler(
   event: FirehoseTransformationEvent,
   context?: Context,
