@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import {
   APIGatewayClient,
   GetMethodCommand,
@@ -22,12 +23,20 @@ import {
 } from '@aws-sdk/client-api-gateway';
 import {
   CloudFormationClient,
+  DescribeStackEventsCommand,
   DescribeStackResourcesCommand,
   DescribeStacksCommand,
   type Stack,
   type StackResource,
 } from '@aws-sdk/client-cloudformation';
-import { GetFunctionConfigurationCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { EventBridgeClient, ListRulesCommand, ListTargetsByRuleCommand } from '@aws-sdk/client-eventbridge';
+import {
+  GetFunctionConfigurationCommand,
+  InvokeCommand,
+  LambdaClient,
+  type FunctionConfiguration,
+} from '@aws-sdk/client-lambda';
 import {
   GetBucketEncryptionCommand,
   GetBucketVersioningCommand,
@@ -36,6 +45,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
+  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { motoS3Client, startMoto, type MotoServer } from '../support/moto';
@@ -53,6 +63,14 @@ const manifest = JSON.parse(manifestBytes.toString('utf8')) as {
   name: string;
   version: string;
   sha256: string;
+  baseline: {
+    features: {
+      input: string;
+      index: number;
+      name: string;
+      histogram: { edges: number[]; counts: number[] };
+    }[];
+  };
 };
 const PREFIX = `${manifest.name}/${manifest.version}/`;
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -63,6 +81,8 @@ let s3: S3Client;
 let cfn: CloudFormationClient;
 let lambda: LambdaClient;
 let apigw: APIGatewayClient;
+let events: EventBridgeClient;
+let cloudwatch: CloudWatchClient;
 
 /** Everything the CLI printed, for failure messages. */
 const transcript: string[] = [];
@@ -173,6 +193,43 @@ async function modelBucket(): Promise<string> {
   return holders[0] as string;
 }
 
+/** The serving stack's outputs. */
+async function servingOutputs(): Promise<Record<string, string | undefined>> {
+  const stack = (await stageStacks()).find((s) => s.StackName === `${STAGE}-Serving`);
+  return Object.fromEntries((stack?.Outputs ?? []).map((o) => [o.OutputKey ?? '', o.OutputValue]));
+}
+
+async function functionConfigs(): Promise<FunctionConfiguration[]> {
+  return Promise.all(
+    (await stageResources('AWS::Lambda::Function')).map((f) =>
+      lambda.send(new GetFunctionConfigurationCommand({ FunctionName: f.PhysicalResourceId })),
+    ),
+  );
+}
+
+/**
+ * Capture rows whose features follow the baseline: each histogram bin's count of values at its midpoint, so
+ * every feature has exactly its baseline's distribution. `shift` moves one feature by its baseline range.
+ */
+function baselineRows(shift?: string): Record<string, number[]> {
+  const columns = manifest.baseline.features.map((f) => {
+    const { edges, counts } = f.histogram;
+    const values = counts.flatMap((n, i) =>
+      Array<number>(n).fill(((edges[i] ?? 0) + (edges[i + 1] ?? 0)) / 2),
+    );
+    const range = (edges[edges.length - 1] ?? 0) - (edges[0] ?? 0);
+    return { f, values: f.name === shift ? values.map((v) => v + range) : values };
+  });
+  const rows = Math.min(...columns.map((c) => c.values.length));
+  return Object.fromEntries(
+    Array.from({ length: rows }, (_, r) => {
+      const row: number[] = [];
+      for (const c of columns) row[c.f.index] = c.values[r] as number;
+      return [String(r), row];
+    }),
+  );
+}
+
 async function versionIds(bucket: string): Promise<Record<string, string[]>> {
   const { Versions } = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: PREFIX }));
   const ids: Record<string, string[]> = {};
@@ -194,6 +251,8 @@ beforeAll(async () => {
   cfn = new CloudFormationClient(config);
   lambda = new LambdaClient(config);
   apigw = new APIGatewayClient(config);
+  events = new EventBridgeClient(config);
+  cloudwatch = new CloudWatchClient(config);
 
   // From a folder with no cdk.json, so bootstrapping does not synthesize the app.
   await cdk(['bootstrap', `aws://${ACCOUNT}/${REGION}`], work);
@@ -205,6 +264,8 @@ afterAll(async () => {
   cfn?.destroy();
   lambda?.destroy();
   apigw?.destroy();
+  events?.destroy();
+  cloudwatch?.destroy();
   await moto?.stop();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
@@ -298,6 +359,163 @@ it('a REST API routes POST /v2/models/{name}/infer to the inference function', a
     new GetFunctionConfigurationCommand({ FunctionName: targets[0]?.PhysicalResourceId }),
   );
   expect(target.Environment?.Variables?.['MODEL_URI']).toBeDefined();
+});
+
+it('data capture: the inference function captures every request (dev), into a capture bucket that is KMS-encrypted, versioned and private', async () => {
+  const serving = (await functionConfigs()).filter(
+    (c) => c.Environment?.Variables?.['MODEL_URI'] !== undefined,
+  );
+  const api = serving.find((c) => c.Description?.includes('KServe V2'));
+  expect(api?.Environment?.Variables?.['CAPTURE_PERCENT']).toBe('100');
+  // Batch and stream predictions are not requests to the endpoint: they do not capture.
+  for (const other of serving.filter((c) => c !== api))
+    expect(other.Environment?.Variables?.['CAPTURE_PERCENT']).toBeUndefined();
+
+  const bucket = (await servingOutputs())['CaptureBucket'] ?? '';
+  const buckets = (await stageResources('AWS::S3::Bucket')).map((b) => b.PhysicalResourceId);
+  expect(buckets).toContain(bucket);
+  const encryption = await s3.send(new GetBucketEncryptionCommand({ Bucket: bucket }));
+  const rule = encryption.ServerSideEncryptionConfiguration?.Rules?.[0]?.ApplyServerSideEncryptionByDefault;
+  expect(rule?.SSEAlgorithm).toBe('aws:kms');
+  expect((await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }))).Status).toBe('Enabled');
+  expect(
+    (await s3.send(new GetPublicAccessBlockCommand({ Bucket: bucket }))).PublicAccessBlockConfiguration,
+  ).toMatchObject({ BlockPublicAcls: true, RestrictPublicBuckets: true });
+});
+
+it("data capture: moto's CloudFormation has no Firehose stream or subscription filter, so both are placeholders it marks, not resources", async () => {
+  // What moto cannot show (the filter pattern, the Lambda transform, dynamic partitioning) the template tests
+  // and the transform's own tests cover; here the stack holds one of each, marked as not created.
+  const streams = await stageResources('AWS::KinesisFirehose::DeliveryStream');
+  const filters = await stageResources('AWS::Logs::SubscriptionFilter');
+  expect(streams).toHaveLength(1);
+  expect(filters).toHaveLength(1);
+  const serving = (await stageStacks()).find((s) => s.StackName === `${STAGE}-Serving`);
+  const { StackEvents } = await cfn.send(new DescribeStackEventsCommand({ StackName: serving?.StackName }));
+  const marked = (StackEvents ?? [])
+    .filter((e) => e.ResourceStatusReason?.startsWith('moto_lambda placeholder'))
+    .map((e) => e.LogicalResourceId);
+  for (const r of [...streams, ...filters]) expect(marked).toContain(r.LogicalResourceId);
+  // The rest of the path is real: the transform function and the stream's role exist.
+  const transform = (await functionConfigs()).filter((c) => c.Description?.includes('capture'));
+  expect(transform.length).toBeGreaterThanOrEqual(1);
+});
+
+it('the drift job runs hourly, and the deployed job reads the captures and the deployed manifest, writes its report and publishes PSI', async () => {
+  const job = (await functionConfigs()).find(
+    (c) => c.Environment?.Variables?.['CAPTURE_BUCKET'] !== undefined,
+  );
+  const env = job?.Environment?.Variables ?? {};
+  const captureBucket = (await servingOutputs())['CaptureBucket'];
+  expect(env).toMatchObject({
+    CAPTURE_BUCKET: captureBucket,
+    MODEL_BUCKET: await modelBucket(),
+    MODEL_NAME: manifest.name,
+    WINDOW_HOURS: '24',
+    MIN_ROWS: '100',
+    PSI_THRESHOLD: '0.2',
+  });
+  const { Rules } = await events.send(new ListRulesCommand({}));
+  const hourly = (Rules ?? []).filter((r) => r.ScheduleExpression === 'rate(1 hour)');
+  const targets = await Promise.all(
+    hourly.map(
+      async (r) => (await events.send(new ListTargetsByRuleCommand({ Rule: r.Name }))).Targets ?? [],
+    ),
+  );
+  expect(targets.flat().map((t) => t.Arn)).toContain(job?.FunctionArn);
+
+  // A day's captures of the deployed version: every feature as in its baseline, petal_length shifted.
+  const now = new Date();
+  const lines = Object.values(baselineRows('petal_length')).map((row, i) =>
+    JSON.stringify({
+      mdk_capture: 1,
+      time: new Date(now.getTime() - (i + 1) * 1000).toISOString(),
+      model: manifest.name,
+      version: manifest.version,
+      row: 0,
+      rows: 1,
+      latency_ms: 1,
+      inputs: { [manifest.baseline.features[0]?.input ?? 'input']: row },
+      outputs: {},
+    }),
+  );
+  expect(lines.length).toBeGreaterThanOrEqual(100);
+  const day = now.toISOString().slice(0, 10);
+  const prefix = `captures/model=${manifest.name}/version=${manifest.version}/date=${day}/`;
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: captureBucket,
+      Key: `${prefix}capture-stream-1-${day}.gz`,
+      Body: gzipSync(`${lines.join('\n')}\n`),
+    }),
+  );
+
+  const run = await lambda.send(
+    new InvokeCommand({
+      FunctionName: job?.FunctionName,
+      Payload: Buffer.from(
+        JSON.stringify({ windowHours: 24, end: new Date(now.getTime() + 1000).toISOString() }),
+      ),
+    }),
+  );
+  const answer = Buffer.from(run.Payload ?? new Uint8Array()).toString('utf8');
+  // The handler's own answer, in the failure message, when it failed.
+  expect({ error: run.FunctionError, answer: run.FunctionError ? answer : '' }).toEqual({
+    error: undefined,
+    answer: '',
+  });
+
+  const reports = await s3.send(
+    new ListObjectsV2Command({
+      Bucket: captureBucket,
+      Prefix: `drift-reports/model=${manifest.name}/version=${manifest.version}/`,
+    }),
+  );
+  expect(reports.Contents).toHaveLength(1);
+  const body = await s3.send(
+    new GetObjectCommand({ Bucket: captureBucket, Key: reports.Contents?.[0]?.Key }),
+  );
+  const report = JSON.parse(await body.Body!.transformToString()) as {
+    rows: number;
+    features: { name: string; psi?: number }[];
+    drifted: string[];
+  };
+  expect(report.rows).toBe(lines.length);
+  const psi = Object.fromEntries(report.features.map((f) => [f.name, f.psi]));
+  expect(psi['petal_length']).toBeGreaterThanOrEqual(0.2);
+  expect(psi['sepal_length']).toBeLessThan(0.2);
+  expect(report.drifted).toContain('petal_length');
+
+  // The same numbers in CloudWatch, per model and feature, as the dashboard's SEARCH and the alarms read them.
+  const query = (id: string, metricName: string, dims: Record<string, string>) => ({
+    Id: id,
+    MetricStat: {
+      Metric: {
+        Namespace: 'ModelDeployKit',
+        MetricName: metricName,
+        Dimensions: Object.entries(dims).map(([Name, Value]) => ({ Name, Value })),
+      },
+      Period: 3600,
+      Stat: 'Maximum',
+    },
+  });
+  const data = await cloudwatch.send(
+    new GetMetricDataCommand({
+      StartTime: new Date(now.getTime() - 3 * 3600_000),
+      EndTime: new Date(now.getTime() + 3600_000),
+      MetricDataQueries: [
+        query('shifted', 'FeaturePSI', { model: manifest.name, feature: 'petal_length' }),
+        query('unshifted', 'FeaturePSI', { model: manifest.name, feature: 'sepal_length' }),
+        query('highest', 'MaxFeaturePSI', { model: manifest.name }),
+      ],
+    }),
+  );
+  const values: Record<string, number[]> = {};
+  for (const r of data.MetricDataResults ?? []) values[r.Id ?? ''] = r.Values ?? [];
+  expect(Math.max(...(values['shifted'] ?? []))).toBeGreaterThanOrEqual(0.2);
+  expect(Math.max(...(values['unshifted'] ?? []))).toBeLessThan(0.2);
+  expect(values['unshifted']).not.toHaveLength(0);
+  expect(Math.max(...(values['highest'] ?? []))).toBeGreaterThanOrEqual(0.2);
 });
 
 it('deploying the same assembly again changes nothing', async () => {
