@@ -9,6 +9,7 @@ import * as destinations from 'aws-cdk-lib/aws-logs-destinations';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { ModelBucketEncryption, newAccessLogsBucket, type ModelBucketProps } from './model-bucket';
+import { METRICS_NAMESPACE, METRICS_SERVICE } from './model-function';
 import { acknowledgeWildcards } from './nag';
 import { RuntimeFunction } from './runtime-function';
 
@@ -300,9 +301,37 @@ export class DataCapture extends Construct {
     return this.deliveryStream.metric('ExecuteProcessing.Success', { statistic: 'Minimum', ...props });
   }
 
-  /** Records the transform marked ProcessingFailed (Sum); they are under `capture-errors/processing-failed/`. */
+  /** Records the transform handed back, Ok or Dropped (Sum). */
+  public metricTransformedRecords(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.deliveryStream.metric('SucceedProcessing.Records', { statistic: 'Sum', ...props });
+  }
+
+  /** Time of each transform invocation, ms (p99). */
+  public metricTransformDuration(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.deliveryStream.metric('ExecuteProcessing.Duration', { statistic: 'p99', ...props });
+  }
+
+  /**
+   * Envelopes the transform failed (Sum, EMF): unreadable, an unsafe model or version name, or too large for
+   * Lambda's response. Firehose files them under `capture-errors/processing-failed/`.
+   */
   public metricTransformFailedRecords(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return this.deliveryStream.metric('FailedProcessing.Records', { statistic: 'Sum', ...props });
+    return this.transformMetric('CaptureRecordsFailed', props);
+  }
+
+  /** Captured rows handed to Firehose for S3 (Sum, EMF). */
+  public metricCapturedRows(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.transformMetric('CaptureRowsDelivered', props);
+  }
+
+  private transformMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName,
+      dimensionsMap: { service: METRICS_SERVICE, stream: this.deliveryStream.deliveryStreamName },
+      statistic: 'Sum',
+      ...props,
+    });
   }
 
   private grantReadPrefix(grantee: iam.IGrantable, prefix: string, reason: string): iam.Grant {

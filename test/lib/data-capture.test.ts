@@ -368,7 +368,7 @@ describe('DataCapture', () => {
     expect(objectPatterns(stack, reportReader)).toEqual(['drift-reports/*']);
   });
 
-  test('metrics: Firehose delivery, freshness, transform results, by stream name', () => {
+  test('metrics: Firehose delivery, freshness and transform, and the transform’s own counts, by stream name', () => {
     const stack = testStack();
     const capture = new DataCapture(stack, 'Capture');
     const name = stack.resolve(capture.deliveryStream.deliveryStreamName) as unknown;
@@ -379,13 +379,24 @@ describe('DataCapture', () => {
       [capture.metricDataFreshness(), 'DeliveryToS3.DataFreshness', 'Maximum'],
       [capture.metricDeliveredRecords(), 'DeliveryToS3.Records', 'Sum'],
       [capture.metricTransformSuccess(), 'ExecuteProcessing.Success', 'Minimum'],
-      [capture.metricTransformFailedRecords(), 'FailedProcessing.Records', 'Sum'],
+      [capture.metricTransformedRecords(), 'SucceedProcessing.Records', 'Sum'],
+      [capture.metricTransformDuration(), 'ExecuteProcessing.Duration', 'p99'],
     ];
     for (const [metric, metricName, statistic] of cases) {
       expect(metric.namespace).toBe('AWS/Firehose');
       expect(metric.metricName).toBe(metricName);
       expect(metric.statistic).toBe(statistic);
       expect(stack.resolve(metric.dimensions)).toEqual({ DeliveryStreamName: name });
+    }
+    // The transform's own counts (EMF), by the stream name it reads from each event.
+    for (const [metric, metricName] of [
+      [capture.metricTransformFailedRecords(), 'CaptureRecordsFailed'],
+      [capture.metricCapturedRows(), 'CaptureRowsDelivered'],
+    ] as const) {
+      expect(metric.namespace).toBe('ModelDeployKit');
+      expect(metric.metricName).toBe(metricName);
+      expect(metric.statistic).toBe('Sum');
+      expect(stack.resolve(metric.dimensions)).toEqual({ service: 'model-deploy-kit', stream: name });
     }
     const failures = capture.metricDeliveryFailures({ period: cdk.Duration.minutes(15) });
     expect(failures.expression).toBe('1 - success');

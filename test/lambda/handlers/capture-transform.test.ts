@@ -234,6 +234,19 @@ test('a delivered envelope becomes exactly its capture lines, under the model an
   expect(logs).toContain('"captureLines":3');
   expect(logs).toContain('"otherLines":5');
   expect(logs).not.toContain('req-7');
+  // And its counts as EMF metrics, by the stream the event names.
+  const emf = logs
+    .split('\n')
+    .filter((l) => l.includes('"_aws"'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  expect(emf).toHaveLength(1);
+  expect(emf[0]).toMatchObject({
+    service: 'model-deploy-kit',
+    stream: 'capture',
+    CaptureRowsDelivered: 3,
+    CaptureRecordsFailed: 0,
+    _aws: { CloudWatchMetrics: [{ Namespace: 'ModelDeployKit', Dimensions: [['service', 'stream']] }] },
+  });
   expect(logs).not.toContain('5.1');
 });
 
