@@ -1,5 +1,6 @@
 import type * as cdk from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -314,6 +315,20 @@ export class OnnxModelEndpoint extends Construct {
         reportRetention: c.reportRetention,
         logRetention: c.logRetention,
       });
+      const capture = this.capture;
+      this.monitoring.addWidgets(
+        new cloudwatch.GraphWidget({
+          title: 'Data capture: records in and delivered to S3; oldest not yet delivered (s)',
+          left: [
+            capture.metricIncomingRecords({ label: 'Records in' }),
+            capture.metricDeliveredRecords({ label: 'Delivered to S3' }),
+            capture.metricTransformFailedRecords({ label: 'Transform failed' }),
+          ],
+          right: [capture.metricDataFreshness({ label: 'Data freshness (s)' })],
+          width: 24,
+          height: 6,
+        }),
+      );
     }
     if (props.drift && this.capture && this.artifact) {
       this.drift = new DriftMonitor(this, 'Drift', {

@@ -108,6 +108,12 @@ new OnnxModelEndpoint(new cdk.Stack(app, 'ConsumerRelease'), 'Fraud', {
   modelDir: path.join(pkgDir, 'models', 'iris'),
   release: {},
 });
+// Data capture and the drift job: the capture transform and drift handlers.
+new OnnxModelEndpoint(new cdk.Stack(app, 'ConsumerMonitoring'), 'Fraud', {
+  modelDir: path.join(pkgDir, 'models', 'iris'),
+  capture: { samplePercent: 10 },
+  drift: {},
+});
 // Batch jobs and queue-driven predictions.
 new BatchInference(new cdk.Stack(app, 'ConsumerBatch'), 'Scoring', {
   modelDir: path.join(pkgDir, 'models', 'iris'),
@@ -341,6 +347,8 @@ describe('a consumer CDK app that installs the tarball', () => {
           'batch-items',
           'batch-summary',
           'stream',
+          'capture-transform',
+          'drift',
         ].map((h) => path.join(handlers, `${h}.js`)),
       ),
     );

@@ -448,6 +448,10 @@ describe('OnnxModelEndpoint data capture and drift', () => {
     expect(filter.DestinationArn).toEqual(stack.resolve(endpoint.capture?.deliveryStream.deliveryStreamArn));
     t.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 1);
     expect(endpoint.capture?.bucket).toBeDefined();
+    // The delivery path's own health is on the endpoint's dashboard.
+    const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
+    for (const metric of ['IncomingRecords', 'DeliveryToS3.Records', 'DeliveryToS3.DataFreshness'])
+      expect(body).toContain(metric);
     // No drift asked for: no job, no drift alarms.
     expect(endpoint.drift).toBeUndefined();
     t.resourceCountIs('AWS::Events::Rule', 0);
