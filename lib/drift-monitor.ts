@@ -283,11 +283,12 @@ export class DriftMonitor extends Construct {
    * need not be known at synth; the prediction PSI with the captured rows; the threshold drawn on each.
    */
   public widgets(): cloudwatch.IWidget[] {
-    // No label: CloudWatch names each line found by its dimensions (the feature, the class).
-    const search = (dims: string, metricName: string) =>
+    // A dynamic label names each line the search finds by its own dimension (the feature, the class).
+    const search = (dim: string, metricName: string) =>
       new cloudwatch.MathExpression({
-        expression: `SEARCH('{${METRICS_NAMESPACE},${dims}} MetricName="${metricName}" model="${this.modelName}"', 'Maximum', ${this.period.toSeconds()})`,
+        expression: `SEARCH('{${METRICS_NAMESPACE},model,${dim}} MetricName="${metricName}" model="${this.modelName}"', 'Maximum', ${this.period.toSeconds()})`,
         usingMetrics: {},
+        label: `\${PROP('Dim.${dim}')}`,
         period: this.period,
       });
     const line = (value: number, label: string): cloudwatch.HorizontalAnnotation => ({
@@ -298,7 +299,7 @@ export class DriftMonitor extends Construct {
     return [
       new cloudwatch.GraphWidget({
         title: 'Feature drift (PSI per feature)',
-        left: [search('model,feature', 'FeaturePSI')],
+        left: [search('feature', 'FeaturePSI')],
         leftAnnotations: [line(this.thresholds.featurePsi, 'drift threshold')],
         leftYAxis: { min: 0 },
         width: 12,
@@ -306,7 +307,7 @@ export class DriftMonitor extends Construct {
       }),
       new cloudwatch.GraphWidget({
         title: 'Prediction class mix (%)',
-        left: [search('model,class', 'ClassShare')],
+        left: [search('class', 'ClassShare')],
         leftYAxis: { min: 0, max: 100 },
         stacked: true,
         width: 12,

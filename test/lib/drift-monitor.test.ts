@@ -209,6 +209,9 @@ describe('DriftMonitor', () => {
       `SEARCH('{ModelDeployKit,model,feature} MetricName=\\\\\\"FeaturePSI\\\\\\" model=\\\\\\"iris\\\\\\"', 'Maximum', 3600)`,
     );
     expect(body).toContain('{ModelDeployKit,model,class} MetricName=\\\\\\"ClassShare\\\\\\"');
+    // each line is named by its feature or class, not by the expression
+    expect(body).toContain(`\\"label\\":\\"\${PROP('Dim.feature')}\\"`);
+    expect(body).toContain(`\\"label\\":\\"\${PROP('Dim.class')}\\"`);
     expect(body).toContain('Feature drift (PSI per feature)');
     expect(body).toContain('Prediction class mix (%)');
     expect(body).toContain('\\"annotations\\":{\\"horizontal\\":[{\\"value\\":0.3');
