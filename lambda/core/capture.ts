@@ -28,6 +28,12 @@ export const DEFAULT_CAPTURE_MAX_ROWS = 1000;
  */
 export const MAX_CAPTURE_LINE_BYTES = 256 * 1024 - 1024;
 
+/**
+ * The container's limit: Docker's log drivers split a line longer than 16 KiB into several events, which neither
+ * the subscription filter nor the transform would know as a capture record.
+ */
+export const CONTAINER_CAPTURE_LINE_BYTES = 16 * 1024 - 256;
+
 /** One served request, as the service saw it. */
 export interface CapturedRequest {
   readonly model: OnnxModel;
@@ -42,7 +48,7 @@ export interface CapturedRequest {
 /** What a capture did, for metrics. */
 export interface CaptureOutcome {
   readonly written: number;
-  /** Rows left out: over `maxRows`, or with a line over MAX_CAPTURE_LINE_BYTES. */
+  /** Rows left out: over `maxRows`, or with a line over the sink's limit. */
   readonly skipped: number;
   /** Why capture is off for this model, e.g. a redact name that matches nothing. */
   readonly error?: string;
@@ -55,6 +61,8 @@ export interface CapturerOptions {
   readonly random?: () => number;
   /** @default () => new Date() */
   readonly now?: () => Date;
+  /** Longest line the sink carries whole; a longer row is skipped. @default MAX_CAPTURE_LINE_BYTES */
+  readonly maxLineBytes?: number;
 }
 
 /** How one model's redact and hash names apply: a whole tensor, or elements of a row. */
@@ -217,6 +225,7 @@ export class DataCapturer {
   private readonly plans = new WeakMap<OnnxModel, ModelPlan>();
   private readonly random: () => number;
   private readonly now: () => Date;
+  private readonly maxLineBytes: number;
 
   constructor(
     readonly config: CaptureConfig,
@@ -226,6 +235,7 @@ export class DataCapturer {
     checkCaptureConfig(config);
     this.random = options.random ?? Math.random;
     this.now = options.now ?? (() => new Date());
+    this.maxLineBytes = options.maxLineBytes ?? MAX_CAPTURE_LINE_BYTES;
   }
 
   /** Whether this request is in the sample: decided before anything is built. */
@@ -276,8 +286,7 @@ export class DataCapturer {
       };
       const line = JSON.stringify(record);
       // Length in UTF-16 units is at most the byte length for ASCII, so only long lines need counting.
-      if (line.length * 3 > MAX_CAPTURE_LINE_BYTES && Buffer.byteLength(line) > MAX_CAPTURE_LINE_BYTES)
-        continue;
+      if (line.length * 3 > this.maxLineBytes && Buffer.byteLength(line) > this.maxLineBytes) continue;
       this.sink(`${line}\n`);
       written++;
     }

@@ -5,7 +5,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { DataCapturer } from '../core/capture';
+import { CONTAINER_CAPTURE_LINE_BYTES, DataCapturer } from '../core/capture';
 import { bodyText } from '../core/codec';
 import { serverConfigFromEnv, type ServerConfig } from '../core/runtime-config';
 import { InferenceService, type Telemetry } from '../core/service';
@@ -79,6 +79,7 @@ const service = new InferenceService({
   capture: config.capture
     ? new DataCapturer(config.capture, (line) => process.stdout.write(line), {
         variant: config.variants?.own,
+        maxLineBytes: CONTAINER_CAPTURE_LINE_BYTES,
       })
     : undefined,
 });

@@ -11,6 +11,7 @@ import { hashValue, isCaptureRecord, type CaptureRecord } from '../../../lambda/
 import {
   checkCaptureConfig,
   DataCapturer,
+  CONTAINER_CAPTURE_LINE_BYTES,
   MAX_CAPTURE_LINE_BYTES,
   type CaptureConfig,
 } from '../../../lambda/core/capture';
@@ -279,6 +280,24 @@ describe('data capture of other tensor kinds', () => {
     });
     expect(outcome).toEqual({ written: 1, skipped: 1 });
     expect((JSON.parse(lines[0] as string) as CaptureRecord).inputs).toEqual({ note: 'b' });
+    // The container's sink carries 16 KiB lines whole (Docker splits longer ones): a 20 KB row is skipped there.
+    const container = new DataCapturer(config(), (l) => lines.push(l), {
+      maxLineBytes: CONTAINER_CAPTURE_LINE_BYTES,
+    });
+    const wide = new ort.Tensor('string', ['c'.repeat(20_000), 'd'.repeat(10_000)], [2]);
+    expect(
+      container.capture({
+        model,
+        requestId: undefined,
+        feeds: { note: wide },
+        results: {},
+        rows: 2,
+        latencyMs: 1,
+      }),
+    ).toEqual({
+      written: 1,
+      skipped: 1,
+    });
     await model.release();
   });
 });
