@@ -424,7 +424,7 @@ describe('OnnxModelEndpoint data capture and drift', () => {
   function fnEnv(t: ReturnType<typeof template>): Record<string, unknown> {
     const serving = Object.values(t.findResources('AWS::Lambda::Function'))
       .map((f) => (f as { Properties: { Environment?: { Variables: Record<string, unknown> } } }).Properties)
-      .filter((f) => f.Environment?.Variables.MODEL_NAME !== undefined);
+      .filter((f) => f.Environment?.Variables.MODEL_SHA256 !== undefined);
     expect(serving).toHaveLength(1);
     return serving[0]?.Environment?.Variables ?? {};
   }
@@ -541,6 +541,24 @@ describe('OnnxModelEndpoint data capture and drift', () => {
     });
     expect(endpoint.capture).toBeDefined();
     expect(fnEnv(template(stack)).CAPTURE_PERCENT).toBe('1');
+  });
+
+  test('a registry model: names are checked by the server only, and the drift job reads the resolved model', () => {
+    const stack = testStack();
+    const endpoint = new OnnxModelEndpoint(stack, 'Iris', {
+      modelSource: ModelSource.fromRegistry('iris-models'),
+      capture: { samplePercent: 1, redact: ['anything'] },
+      drift: {},
+    });
+    const t = template(stack);
+    const resolved = onlyResource(t, 'Custom::RegistryModel').logicalId;
+    expect(fnEnv(t).CAPTURE_REDACT).toBe('anything');
+    const job = Object.values(t.findResources('AWS::Lambda::Function'))
+      .map((f) => (f as { Properties: { Environment?: { Variables: Record<string, unknown> } } }).Properties)
+      .find((f) => f.Environment?.Variables.CAPTURE_BUCKET !== undefined);
+    expect(job?.Environment?.Variables.MODEL_NAME).toEqual({ 'Fn::GetAtt': [resolved, 'ModelName'] });
+    expect(JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'))).toContain(resolved);
+    expect(endpoint.drift?.modelName).toBe(endpoint.modelName);
   });
 
   test('the capture bucket can be brought in', () => {
