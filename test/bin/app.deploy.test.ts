@@ -63,6 +63,7 @@ const manifest = JSON.parse(manifestBytes.toString('utf8')) as {
   name: string;
   version: string;
   sha256: string;
+  labels: string[];
   baseline: {
     features: {
       input: string;
@@ -70,6 +71,7 @@ const manifest = JSON.parse(manifestBytes.toString('utf8')) as {
       name: string;
       histogram: { edges: number[]; counts: number[] };
     }[];
+    predictions: { output: string; count: number; categories: Record<string, number> }[];
   };
 };
 const PREFIX = `${manifest.name}/${manifest.version}/`;
@@ -228,6 +230,16 @@ function baselineRows(shift?: string): Record<string, number[]> {
       return [String(r), row];
     }),
   );
+}
+
+/** `rows` predicted classes in the holdout's proportions (the baseline's prediction counts, scaled). */
+function baselineLabels(rows: number): { output: string; labels: number[] } {
+  const p = manifest.baseline.predictions[0];
+  if (!p) throw new Error('the iris manifest has no prediction baseline');
+  const labels = Object.entries(p.categories).flatMap(([cls, n]) =>
+    Array<number>(Math.round((n * rows) / p.count)).fill(Number(cls)),
+  );
+  return { output: p.output, labels: labels.slice(0, rows) };
 }
 
 async function versionIds(bucket: string): Promise<Record<string, string[]>> {
@@ -424,9 +436,12 @@ it('the drift job runs hourly, and the deployed job reads the captures and the d
   );
   expect(targets.flat().map((t) => t.Arn)).toContain(job?.FunctionArn);
 
-  // A day's captures of the deployed version: every feature as in its baseline, petal_length shifted.
+  // A day's captures of the deployed version: every feature as in its baseline, petal_length shifted, and the
+  // predicted classes in the holdout's mix.
   const now = new Date();
-  const lines = Object.values(baselineRows('petal_length')).map((row, i) =>
+  const rows = Object.values(baselineRows('petal_length'));
+  const predicted = baselineLabels(rows.length);
+  const lines = rows.map((row, i) =>
     JSON.stringify({
       mdk_capture: 1,
       time: new Date(now.getTime() - (i + 1) * 1000).toISOString(),
@@ -436,7 +451,7 @@ it('the drift job runs hourly, and the deployed job reads the captures and the d
       rows: 1,
       latency_ms: 1,
       inputs: { [manifest.baseline.features[0]?.input ?? 'input']: row },
-      outputs: {},
+      outputs: { [predicted.output]: predicted.labels[i] ?? 0 },
     }),
   );
   expect(lines.length).toBeGreaterThanOrEqual(100);
@@ -479,12 +494,19 @@ it('the drift job runs hourly, and the deployed job reads the captures and the d
     rows: number;
     features: { name: string; psi?: number }[];
     drifted: string[];
+    predictionPsi?: number;
+    classShare?: Record<string, number>;
   };
   expect(report.rows).toBe(lines.length);
   const psi = Object.fromEntries(report.features.map((f) => [f.name, f.psi]));
   expect(psi['petal_length']).toBeGreaterThanOrEqual(0.2);
   expect(psi['sepal_length']).toBeLessThan(0.2);
   expect(report.drifted).toContain('petal_length');
+  // The predictions keep the holdout's class mix: no prediction drift, the share of each class by its label.
+  expect(report.predictionPsi).toBeLessThan(0.2);
+  const share = (cls: number) =>
+    (100 * predicted.labels.filter((l) => l === cls).length) / predicted.labels.length;
+  expect(report.classShare?.[manifest.labels[1] ?? '']).toBeCloseTo(share(1), 1);
 
   // The same numbers in CloudWatch, per model and feature, as the dashboard's SEARCH and the alarms read them.
   const query = (id: string, metricName: string, dims: Record<string, string>) => ({
@@ -507,6 +529,8 @@ it('the drift job runs hourly, and the deployed job reads the captures and the d
         query('shifted', 'FeaturePSI', { model: manifest.name, feature: 'petal_length' }),
         query('unshifted', 'FeaturePSI', { model: manifest.name, feature: 'sepal_length' }),
         query('highest', 'MaxFeaturePSI', { model: manifest.name }),
+        query('predictions', 'PredictionPSI', { model: manifest.name }),
+        query('versicolor', 'ClassShare', { model: manifest.name, class: manifest.labels[1] ?? '' }),
       ],
     }),
   );
@@ -516,6 +540,9 @@ it('the drift job runs hourly, and the deployed job reads the captures and the d
   expect(Math.max(...(values['unshifted'] ?? []))).toBeLessThan(0.2);
   expect(values['unshifted']).not.toHaveLength(0);
   expect(Math.max(...(values['highest'] ?? []))).toBeGreaterThanOrEqual(0.2);
+  expect(values['predictions']).not.toHaveLength(0);
+  expect(Math.max(...(values['predictions'] ?? []))).toBeLessThan(0.2);
+  expect(values['versicolor']?.[0]).toBeCloseTo(share(1), 1);
 });
 
 it('deploying the same assembly again changes nothing', async () => {
