@@ -1,4 +1,4 @@
-import type * as cdk from 'aws-cdk-lib';
+import * as cdk from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ecs from 'aws-cdk-lib/aws-ecs';
@@ -12,6 +12,7 @@ import {
   type InferenceApiProps,
 } from './inference-api';
 import { CanaryRelease, type TrafficShift } from './canary-release';
+import { thresholdAlarm } from './alarms';
 import { DataCapture, type DataCaptureProps } from './data-capture';
 import { DriftMonitor, type DriftMonitorProps } from './drift-monitor';
 import { readModelFolder } from './model-folder';
@@ -24,6 +25,9 @@ import { ModelSource } from './model-source';
 import { checkPositiveInteger } from './validate';
 
 export { ModelDelivery } from './model-binding';
+
+/** Three 5-minute buffers: older undelivered rows mean Firehose is failing, not buffering. */
+const CAPTURE_FRESHNESS_ALARM_SECONDS = 900;
 
 /** The names capture.redact and capture.hash may use for a model folder: its inputs and baseline features. */
 function captureFieldNames(dir: string): { model: string; names: Set<string> } {
@@ -181,6 +185,11 @@ export class OnnxModelEndpoint extends Construct {
   public readonly modelName: string;
   /** The capture delivery path and bucket, with `capture`. */
   public readonly capture?: DataCapture;
+  /**
+   * With `capture`: captured rows not delivered to S3 within 15 minutes, and log batches the capture transform
+   * failed. On the dashboard and the alarm topic; never release alarms.
+   */
+  public readonly captureAlarms: cloudwatch.Alarm[] = [];
   /** The drift job and its alarms, with `drift`. */
   public readonly drift?: DriftMonitor;
 
@@ -329,6 +338,28 @@ export class OnnxModelEndpoint extends Construct {
           height: 6,
         }),
       );
+      // Broken delivery is quiet: the drift job just sees no rows, and no data is not a breach of its alarms.
+      const topic = this.monitoring.alarmTopic;
+      const period = cdk.Duration.minutes(5);
+      this.captureAlarms.push(
+        thresholdAlarm(capture, 'DeliveryDelayAlarm', {
+          metric: capture.metricDataFreshness({ period }),
+          threshold: CAPTURE_FRESHNESS_ALARM_SECONDS,
+          evaluationPeriods: 3,
+          datapointsToAlarm: 2,
+          description: `${this.modelName}: captured rows ${CAPTURE_FRESHNESS_ALARM_SECONDS / 60} minutes or more old are not yet in S3 (Firehose delivery is failing or behind)`,
+          topic,
+          notifyOk: true,
+        }),
+        thresholdAlarm(capture, 'TransformFailuresAlarm', {
+          metric: capture.metricTransformFailedRecords({ period }),
+          threshold: 1,
+          description: `${this.modelName}: the capture transform failed log batches; they are in the capture bucket under ${capture.errorPrefix}`,
+          topic,
+          notifyOk: true,
+        }),
+      );
+      this.monitoring.addDashboardAlarms(...this.captureAlarms);
     }
     if (props.drift && this.capture && this.artifact) {
       this.drift = new DriftMonitor(this, 'Drift', {

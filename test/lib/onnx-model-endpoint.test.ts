@@ -452,6 +452,33 @@ describe('OnnxModelEndpoint data capture and drift', () => {
     const body = JSON.stringify(t.findResources('AWS::CloudWatch::Dashboard'));
     for (const metric of ['IncomingRecords', 'DeliveryToS3.Records', 'DeliveryToS3.DataFreshness'])
       expect(body).toContain(metric);
+    // Delivery that stalls or a transform that fails alarms on the topic, shows on the dashboard, and never rolls back.
+    const alarms = endpoint.captureAlarms.map((a) => {
+      const id = stack.resolve((a.node.defaultChild as cdkLib.CfnResource).logicalId) as string;
+      expect(body).toContain(`{"Fn::GetAtt":["${id}","Arn"]}`);
+      expect(endpoint.monitoring.releaseAlarms).not.toContain(a);
+      const r = (t.toJSON() as { Resources: Record<string, { Properties: Record<string, unknown> }> })
+        .Resources;
+      return r[id]?.Properties;
+    });
+    expect(alarms).toEqual([
+      expect.objectContaining({
+        MetricName: 'DeliveryToS3.DataFreshness',
+        Namespace: 'AWS/Firehose',
+        Statistic: 'Maximum',
+        Threshold: 900,
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 2,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [stack.resolve(endpoint.monitoring.alarmTopic.topicArn)],
+      }),
+      expect.objectContaining({
+        MetricName: 'CaptureRecordsFailed',
+        Namespace: 'ModelDeployKit',
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      }),
+    ]);
     // No drift asked for: no job, no drift alarms.
     expect(endpoint.drift).toBeUndefined();
     t.resourceCountIs('AWS::Events::Rule', 0);

@@ -331,9 +331,11 @@ describe('ModelPipelineStack across accounts, started by model approvals', () =>
         BucketName: 'registered-models',
       });
       // every stage reads the bucket the packages are registered in; none has its own model bucket (the
-      // buckets are batch jobs' and their access logs, and prod's load balancer logs)
+      // buckets are batch jobs' and captures', their access logs, and prod's load balancer logs)
       const buckets = Object.keys(serving.findResources('AWS::S3::Bucket'));
-      expect(buckets.filter((id) => !id.startsWith('Batch'))).toHaveLength(name === 'prod' ? 1 : 0);
+      expect(
+        buckets.filter((id) => !id.startsWith('Batch') && !id.startsWith('EndpointCapture')),
+      ).toHaveLength(name === 'prod' ? 1 : 0);
       serving.resourceCountIs('Custom::ModelVersion', 0);
       expect(JSON.stringify(serving.findResources('AWS::IAM::Policy'))).toContain(':s3:::registered-models/');
     }
