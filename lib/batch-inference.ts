@@ -18,8 +18,7 @@ import { thresholdAlarm } from './alarms';
 import { bindModel, type ModelSourceProps } from './model-binding';
 import { RuntimeFunction } from './runtime-function';
 import {
-  ModelBucketEncryption,
-  newAccessLogsBucket,
+  newPrivateBucket,
   type IModelVersion,
   type ModelBucket,
   type ModelBucketProps,
@@ -31,7 +30,7 @@ import {
   type ModelFunctionOptions,
 } from './model-function';
 import { acknowledgeWildcards } from './nag';
-import { checkPositiveInteger } from './validate';
+import { checkPositiveInteger, checkWholeDays } from './validate';
 
 /** Where jobs are put, and where their results land, in the job bucket. */
 export const BATCH_INPUT_PREFIX = 'input/';
@@ -604,86 +603,28 @@ function grantObjects(
   key?.grant(grantee, ...keyActions);
 }
 
-/**
- * The job bucket, in its own scope (the access-log setting below is context, which must be set before
- * children are added): encrypted, versioned, SSL only, no public access, with server access logs.
- */
+/** The job bucket, in its own scope (newPrivateBucket sets context there), with Object Created to EventBridge. */
 function makeJobBucket(
   parent: Construct,
   owner: string,
   props: JobBucketProps,
 ): { bucket: s3.IBucket; accessLogsBucket?: s3.IBucket } {
-  const scope = new Construct(parent, 'Jobs');
-  const removalPolicy = props.removalPolicy ?? cdk.RemovalPolicy.RETAIN;
-  if (props.autoDeleteObjects && removalPolicy !== cdk.RemovalPolicy.DESTROY) {
-    throw new Error(
-      `${owner}: jobBucketProps.autoDeleteObjects needs removalPolicy DESTROY, got ${removalPolicy}`,
-    );
-  }
-  if (props.encryptionKey && props.encryption === ModelBucketEncryption.S3_MANAGED) {
-    throw new Error(`${owner}: jobBucketProps.encryptionKey was given but encryption is S3_MANAGED`);
-  }
-  const wholeDays = (name: string, d: cdk.Duration | undefined) => {
-    if (d === undefined) return;
-    const days = d.toDays({ integral: false });
-    if (days < 1 || !Number.isInteger(days)) {
-      throw new Error(
-        `${owner}: jobBucketProps.${name} must be a whole number of days, at least 1, got ${d.toHumanString()}`,
-      );
-    }
-  };
-  wholeDays('inputExpiration', props.inputExpiration);
-  wholeDays('outputExpiration', props.outputExpiration);
-  wholeDays('noncurrentVersionExpiration', props.noncurrentVersionExpiration);
-
-  // Log delivery by bucket policy, not ACLs, whatever the app's feature flags say.
-  scope.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
-  let encryptionKey: kms.IKey | undefined;
-  if ((props.encryption ?? ModelBucketEncryption.KMS) === ModelBucketEncryption.KMS) {
-    encryptionKey =
-      props.encryptionKey ??
-      new kms.Key(scope, 'Key', {
-        description: `Encrypts the batch job inputs and results in ${parent.node.path}`,
-        enableKeyRotation: true,
-        removalPolicy,
-      });
-  }
-  let logsBucket = props.serverAccessLogsBucket;
-  let accessLogsBucket: s3.IBucket | undefined;
-  if (!logsBucket) {
-    const created = newAccessLogsBucket(scope, {
-      retention: props.accessLogsRetention,
-      removalPolicy,
-      autoDeleteObjects: props.autoDeleteObjects,
-    });
-    logsBucket = created;
-    accessLogsBucket = created;
-  }
-  const lifecycleRules: s3.LifecycleRule[] = [
-    {
-      noncurrentVersionExpiration: props.noncurrentVersionExpiration ?? cdk.Duration.days(30),
-      abortIncompleteMultipartUploadAfter: cdk.Duration.days(7),
-    },
-  ];
+  checkWholeDays(owner, 'jobBucketProps.inputExpiration', props.inputExpiration);
+  checkWholeDays(owner, 'jobBucketProps.outputExpiration', props.outputExpiration);
+  const lifecycleRules: s3.LifecycleRule[] = [];
   if (props.inputExpiration) {
     lifecycleRules.push({ prefix: BATCH_INPUT_PREFIX, expiration: props.inputExpiration });
   }
   if (props.outputExpiration) {
     lifecycleRules.push({ prefix: BATCH_OUTPUT_PREFIX, expiration: props.outputExpiration });
   }
-  const bucket = new s3.Bucket(scope, 'Bucket', {
-    encryption: encryptionKey ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
-    encryptionKey,
-    bucketKeyEnabled: encryptionKey !== undefined,
-    versioned: true,
-    enforceSSL: true,
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    serverAccessLogsBucket: logsBucket,
-    serverAccessLogsPrefix: 'job-bucket/',
+  const { bucket, accessLogsBucket } = newPrivateBucket(new Construct(parent, 'Jobs'), props, {
+    owner,
+    propPrefix: 'jobBucketProps.',
+    keyDescription: `Encrypts the batch job inputs and results in ${parent.node.path}`,
+    accessLogsPrefix: 'job-bucket/',
+    noncurrentVersionExpiration: cdk.Duration.days(30),
     lifecycleRules,
-    removalPolicy,
-    autoDeleteObjects: props.autoDeleteObjects,
   });
   // Object Created events go to EventBridge, where the input rule picks them up. Set on the bucket itself:
   // `eventBridgeEnabled` would add CDK's notifications custom resource (a Python Lambda) to do the same.

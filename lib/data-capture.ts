@@ -8,10 +8,11 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as destinations from 'aws-cdk-lib/aws-logs-destinations';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { ModelBucketEncryption, newAccessLogsBucket, type ModelBucketProps } from './model-bucket';
+import { newPrivateBucket, type ModelBucketProps } from './model-bucket';
 import { METRICS_NAMESPACE, METRICS_SERVICE } from './model-function';
 import { acknowledgeWildcards } from './nag';
 import { RuntimeFunction } from './runtime-function';
+import { checkWholeDays } from './validate';
 
 /** The capture bucket this construct creates: the model bucket's settings, and a shorter version history. */
 export interface CaptureBucketProps extends Omit<ModelBucketProps, 'existingBucket'> {
@@ -379,79 +380,20 @@ export class DataCapture extends Construct {
   }
 }
 
-function checkWholeDays(owner: string, prop: string, d: cdk.Duration): void {
-  const days = d.toDays({ integral: false });
-  if (!cdk.Token.isUnresolved(days) && (days < 1 || !Number.isInteger(days))) {
-    throw new Error(`${owner}: ${prop} must be a whole number of days, at least 1, got ${d.toHumanString()}`);
-  }
-}
-
-/**
- * The capture bucket, in its own scope (the access-log setting is context, which must be set before children
- * are added): encrypted, versioned, SSL only, no public access, with server access logs, and each prefix
- * expiring after its own time.
- */
+/** The capture bucket, in its own scope (newPrivateBucket sets context there), each prefix expiring after its own time. */
 function makeCaptureBucket(
   parent: Construct,
   owner: string,
   props: CaptureBucketProps,
   expiry: Record<string, cdk.Duration>,
 ): { bucket: s3.Bucket; encryptionKey?: kms.IKey; accessLogsBucket?: s3.IBucket } {
-  const scope = new Construct(parent, 'Captures');
-  const removalPolicy = props.removalPolicy ?? cdk.RemovalPolicy.RETAIN;
-  if (props.autoDeleteObjects && removalPolicy !== cdk.RemovalPolicy.DESTROY) {
-    throw new Error(
-      `${owner}: bucketProps.autoDeleteObjects needs removalPolicy DESTROY, got ${removalPolicy}`,
-    );
-  }
-  if (props.encryptionKey && props.encryption === ModelBucketEncryption.S3_MANAGED) {
-    throw new Error(`${owner}: bucketProps.encryptionKey was given but encryption is S3_MANAGED`);
-  }
-  const noncurrent = props.noncurrentVersionExpiration ?? cdk.Duration.days(1);
-  checkWholeDays(owner, 'bucketProps.noncurrentVersionExpiration', noncurrent);
-
-  // Log delivery by bucket policy, not ACLs, whatever the app's feature flags say.
-  scope.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
-  let encryptionKey: kms.IKey | undefined;
-  if ((props.encryption ?? ModelBucketEncryption.KMS) === ModelBucketEncryption.KMS) {
-    encryptionKey =
-      props.encryptionKey ??
-      new kms.Key(scope, 'Key', {
-        description: `Encrypts the captured rows and drift reports of ${parent.node.path}`,
-        enableKeyRotation: true,
-        removalPolicy,
-      });
-  }
-  let logsBucket = props.serverAccessLogsBucket;
-  let accessLogsBucket: s3.IBucket | undefined;
-  if (!logsBucket) {
-    const created = newAccessLogsBucket(scope, {
-      retention: props.accessLogsRetention,
-      removalPolicy,
-      autoDeleteObjects: props.autoDeleteObjects,
-    });
-    logsBucket = created;
-    accessLogsBucket = created;
-  }
-  const bucket = new s3.Bucket(scope, 'Bucket', {
-    encryption: encryptionKey ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
-    encryptionKey,
-    bucketKeyEnabled: encryptionKey !== undefined,
-    versioned: true,
-    enforceSSL: true,
-    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-    serverAccessLogsBucket: logsBucket,
-    serverAccessLogsPrefix: 'capture-bucket/',
-    lifecycleRules: [
-      {
-        noncurrentVersionExpiration: noncurrent,
-        abortIncompleteMultipartUploadAfter: cdk.Duration.days(7),
-      },
-      ...Object.entries(expiry).map(([prefix, expiration]) => ({ prefix, expiration })),
-    ],
-    removalPolicy,
-    autoDeleteObjects: props.autoDeleteObjects,
+  return newPrivateBucket(new Construct(parent, 'Captures'), props, {
+    owner,
+    propPrefix: 'bucketProps.',
+    keyDescription: `Encrypts the captured rows and drift reports of ${parent.node.path}`,
+    accessLogsPrefix: 'capture-bucket/',
+    // Captures may hold personal data: an expired one should not linger as a noncurrent version.
+    noncurrentVersionExpiration: cdk.Duration.days(1),
+    lifecycleRules: Object.entries(expiry).map(([prefix, expiration]) => ({ prefix, expiration })),
   });
-  return { bucket, encryptionKey, accessLogsBucket };
 }

@@ -5,6 +5,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct, type IDependable } from 'constructs';
 import { MODEL_FILES } from './model-folder';
 import { acknowledgeWildcards } from './nag';
+import { checkWholeDays } from './validate';
 
 /** How model objects are encrypted at rest. */
 export enum ModelBucketEncryption {
@@ -121,10 +122,6 @@ export interface ModelBucketProps {
   readonly accessLogsRetention?: cdk.Duration;
 }
 
-/**
- * The S3 bucket that holds model versions at `s3://<bucket>/<name>/<version>/`: encrypted, versioned,
- * SSL only, no public access, with server access logs.
- */
 /** The bucket a bucket's server access logs go to, as `AccessLogs` under `scope`: private, SSL only, expiring. */
 export function newAccessLogsBucket(
   scope: Construct,
@@ -148,6 +145,92 @@ export function newAccessLogsBucket(
   return created;
 }
 
+/** How one construct's private bucket differs from the others'. */
+export interface PrivateBucketOptions {
+  /** Starts error messages, e.g. `BatchInference App/Batch`. */
+  readonly owner: string;
+  /** Where the props sit in the owner's props, in error messages, e.g. `jobBucketProps.`. */
+  readonly propPrefix: string;
+  readonly keyDescription: string;
+  /** The prefix of this bucket's server access logs. */
+  readonly accessLogsPrefix: string;
+  /** How long noncurrent versions are kept when the props do not say. */
+  readonly noncurrentVersionExpiration: cdk.Duration;
+  /** Rules after the noncurrent-version and multipart rule, e.g. a prefix's expiry. @default - none */
+  readonly lifecycleRules?: s3.LifecycleRule[];
+}
+
+/** The checks every private bucket's props get; they name the prop as the owner spells it. */
+export function checkPrivateBucketProps(
+  props: Omit<ModelBucketProps, 'existingBucket'>,
+  o: PrivateBucketOptions,
+): void {
+  const removalPolicy = props.removalPolicy ?? cdk.RemovalPolicy.RETAIN;
+  if (props.autoDeleteObjects && removalPolicy !== cdk.RemovalPolicy.DESTROY) {
+    throw new Error(
+      `${o.owner}: ${o.propPrefix}autoDeleteObjects needs removalPolicy DESTROY, got ${removalPolicy}`,
+    );
+  }
+  if (props.encryptionKey && props.encryption === ModelBucketEncryption.S3_MANAGED) {
+    throw new Error(`${o.owner}: ${o.propPrefix}encryptionKey was given but encryption is S3_MANAGED`);
+  }
+  checkWholeDays(o.owner, `${o.propPrefix}noncurrentVersionExpiration`, props.noncurrentVersionExpiration);
+}
+
+/**
+ * A bucket for data that must stay private, as `Key`, `AccessLogs` and `Bucket` under `scope`: a KMS key with
+ * rotation (unless S3_MANAGED or a key is given), versioned, SSL only, no public access, ACLs off, server access
+ * logs to a new or given bucket. Call it before `scope` has children: it sets the access-log context there.
+ */
+export function newPrivateBucket(
+  scope: Construct,
+  props: Omit<ModelBucketProps, 'existingBucket'>,
+  o: PrivateBucketOptions,
+): { bucket: s3.Bucket; encryptionKey?: kms.IKey; accessLogsBucket?: s3.Bucket } {
+  checkPrivateBucketProps(props, o);
+  const removalPolicy = props.removalPolicy ?? cdk.RemovalPolicy.RETAIN;
+  // Log delivery by bucket policy, not ACLs, whatever the app's feature flags say: ACLs stay disabled.
+  scope.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
+  let encryptionKey: kms.IKey | undefined;
+  if ((props.encryption ?? ModelBucketEncryption.KMS) === ModelBucketEncryption.KMS) {
+    encryptionKey =
+      props.encryptionKey ??
+      new kms.Key(scope, 'Key', { description: o.keyDescription, enableKeyRotation: true, removalPolicy });
+  }
+  const accessLogsBucket = props.serverAccessLogsBucket
+    ? undefined
+    : newAccessLogsBucket(scope, {
+        retention: props.accessLogsRetention,
+        removalPolicy,
+        autoDeleteObjects: props.autoDeleteObjects,
+      });
+  const bucket = new s3.Bucket(scope, 'Bucket', {
+    encryption: encryptionKey ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
+    encryptionKey,
+    bucketKeyEnabled: encryptionKey !== undefined,
+    versioned: true,
+    enforceSSL: true,
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    serverAccessLogsBucket: props.serverAccessLogsBucket ?? accessLogsBucket,
+    serverAccessLogsPrefix: o.accessLogsPrefix,
+    lifecycleRules: [
+      {
+        noncurrentVersionExpiration: props.noncurrentVersionExpiration ?? o.noncurrentVersionExpiration,
+        abortIncompleteMultipartUploadAfter: cdk.Duration.days(7),
+      },
+      ...(o.lifecycleRules ?? []),
+    ],
+    removalPolicy,
+    autoDeleteObjects: props.autoDeleteObjects,
+  });
+  return { bucket, encryptionKey, accessLogsBucket };
+}
+
+/**
+ * The S3 bucket that holds model versions at `s3://<bucket>/<name>/<version>/`: encrypted, versioned,
+ * SSL only, no public access, with server access logs.
+ */
 export class ModelBucket extends Construct {
   public readonly bucket: s3.IBucket;
   /** The KMS key, when the bucket has one. */
@@ -157,72 +240,24 @@ export class ModelBucket extends Construct {
 
   constructor(scope: Construct, id: string, props: ModelBucketProps = {}) {
     super(scope, id);
-    const removalPolicy = props.removalPolicy ?? cdk.RemovalPolicy.RETAIN;
-    if (props.autoDeleteObjects && removalPolicy !== cdk.RemovalPolicy.DESTROY) {
-      throw new Error(
-        `ModelBucket ${this.node.path}: autoDeleteObjects needs removalPolicy DESTROY, got ${removalPolicy}`,
-      );
-    }
-    if (props.encryptionKey && props.encryption === ModelBucketEncryption.S3_MANAGED) {
-      throw new Error(`ModelBucket ${this.node.path}: encryptionKey was given but encryption is S3_MANAGED`);
-    }
-    const noncurrent = props.noncurrentVersionExpiration ?? cdk.Duration.days(90);
-    const days = noncurrent.toDays({ integral: false });
-    if (days < 1 || !Number.isInteger(days)) {
-      throw new Error(
-        `ModelBucket ${this.node.path}: noncurrentVersionExpiration must be a whole number of days, at least 1, got ${noncurrent.toHumanString()}`,
-      );
-    }
-
-    if (props.existingBucket) {
-      this.bucket = props.existingBucket;
-      this.encryptionKey = props.existingBucket.encryptionKey;
+    const { existingBucket, ...own } = props;
+    const options: PrivateBucketOptions = {
+      owner: `ModelBucket ${this.node.path}`,
+      propPrefix: '',
+      keyDescription: `Encrypts the model versions in ${this.node.path}`,
+      accessLogsPrefix: 'model-bucket/',
+      noncurrentVersionExpiration: cdk.Duration.days(90),
+    };
+    if (existingBucket) {
+      checkPrivateBucketProps(own, options);
+      this.bucket = existingBucket;
+      this.encryptionKey = existingBucket.encryptionKey;
       return;
     }
-
-    // Log delivery by bucket policy, not ACLs, whatever the app's feature flags say: ACLs stay disabled.
-    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
-    const encryption = props.encryption ?? ModelBucketEncryption.KMS;
-    if (encryption === ModelBucketEncryption.KMS) {
-      this.encryptionKey =
-        props.encryptionKey ??
-        new kms.Key(this, 'Key', {
-          description: `Encrypts the model versions in ${this.node.path}`,
-          enableKeyRotation: true,
-          removalPolicy,
-        });
-    }
-
-    let logsBucket = props.serverAccessLogsBucket;
-    if (!logsBucket) {
-      const created = newAccessLogsBucket(this, {
-        retention: props.accessLogsRetention,
-        removalPolicy,
-        autoDeleteObjects: props.autoDeleteObjects,
-      });
-      logsBucket = created;
-      this.accessLogsBucket = created;
-    }
-
-    this.bucket = new s3.Bucket(this, 'Bucket', {
-      encryption: this.encryptionKey ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
-      encryptionKey: this.encryptionKey,
-      bucketKeyEnabled: this.encryptionKey !== undefined,
-      versioned: true,
-      enforceSSL: true,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      serverAccessLogsBucket: logsBucket,
-      serverAccessLogsPrefix: 'model-bucket/',
-      lifecycleRules: [
-        {
-          noncurrentVersionExpiration: noncurrent,
-          abortIncompleteMultipartUploadAfter: cdk.Duration.days(7),
-        },
-      ],
-      removalPolicy,
-      autoDeleteObjects: props.autoDeleteObjects,
-    });
+    const made = newPrivateBucket(this, own, options);
+    this.bucket = made.bucket;
+    this.encryptionKey = made.encryptionKey;
+    this.accessLogsBucket = made.accessLogsBucket;
   }
 
   /** The key prefix of one model version: `<name>/<version>/`. */
