@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** An error the CLI reports as one line, without a stack. */
@@ -62,4 +63,33 @@ export function int(p: Parsed, name: string, min: number, max: number): number |
     );
   }
   return n;
+}
+
+/** The row-file flags that `mdk predict` and `mdk baseline` share. */
+export const ROW_FILE_OPTIONS = {
+  format: { type: 'string' },
+  header: { type: 'string' },
+  'id-field': { type: 'string' },
+} as const;
+
+/** `--format` (else from the file's extension), `--header` and `--id-field`, checked. */
+export function rowFileOptions(
+  p: Parsed,
+  file: string,
+): { format: 'jsonl' | 'csv'; header: 'auto' | 'present' | 'absent'; idField: string | undefined } {
+  const format = str(p, 'format');
+  if (format !== undefined && format !== 'jsonl' && format !== 'csv') {
+    throw new UsageError(`--format must be jsonl or csv, got ${JSON.stringify(format)}`);
+  }
+  const header = str(p, 'header') ?? 'auto';
+  if (header !== 'auto' && header !== 'present' && header !== 'absent') {
+    throw new UsageError(`--header must be auto, present or absent, got ${JSON.stringify(header)}`);
+  }
+  const idField = str(p, 'id-field');
+  if (idField === '') throw new UsageError('--id-field must not be empty');
+  return {
+    format: format ?? (path.extname(file).toLowerCase() === '.csv' ? 'csv' : 'jsonl'),
+    header,
+    idField,
+  };
 }

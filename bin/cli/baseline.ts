@@ -8,7 +8,7 @@ import { resolveLimits } from '../../lambda/core/limits';
 import { MANIFEST_FILE } from '../../lambda/core/model-store';
 import { openModel } from '../../lambda/core/open';
 import type { ColumnStats, ModelBaseline } from '../../lambda/core/types';
-import { CliError, parse, required, str, UsageError } from './args';
+import { CliError, parse, required, ROW_FILE_OPTIONS, rowFileOptions, str, UsageError } from './args';
 import { READ_BUFFER_BYTES } from './predict';
 
 const HELP = `Usage: mdk baseline --model DIR --data FILE [options]
@@ -85,9 +85,7 @@ export async function baselineCommand(argv: string[]): Promise<number> {
     model: { type: 'string' },
     data: { type: 'string' },
     output: { type: 'string' },
-    format: { type: 'string' },
-    header: { type: 'string' },
-    'id-field': { type: 'string' },
+    ...ROW_FILE_OPTIONS,
   });
   if (p.help) {
     process.stdout.write(HELP);
@@ -96,16 +94,7 @@ export async function baselineCommand(argv: string[]): Promise<number> {
   const location = required(p, 'model');
   const dataPath = required(p, 'data');
   const outputPath = str(p, 'output');
-  const formatFlag = str(p, 'format');
-  if (formatFlag !== undefined && formatFlag !== 'jsonl' && formatFlag !== 'csv') {
-    throw new UsageError(`--format must be jsonl or csv, got ${JSON.stringify(formatFlag)}`);
-  }
-  const header = str(p, 'header') ?? 'auto';
-  if (header !== 'auto' && header !== 'present' && header !== 'absent') {
-    throw new UsageError(`--header must be auto, present or absent, got ${JSON.stringify(header)}`);
-  }
-  const idField = str(p, 'id-field');
-  if (idField === '') throw new UsageError('--id-field must not be empty');
+  const { format, header, idField } = rowFileOptions(p, dataPath);
   const manifestPath = (await isDirectory(location)) ? path.join(location, MANIFEST_FILE) : undefined;
   if (outputPath === undefined && manifestPath === undefined) {
     throw new UsageError(
@@ -122,7 +111,6 @@ export async function baselineCommand(argv: string[]): Promise<number> {
   await fs.stat(dataPath).catch(() => {
     throw new CliError(`data file ${dataPath} does not exist`);
   });
-  const format = formatFlag ?? (path.extname(dataPath).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
 
   const { model } = await openModel({ location }, { session: { allowSpinning: false } }).catch(
     (err: Error) => {

@@ -1,14 +1,12 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
-import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { DEFAULT_BATCH_SIZE, runBatchJob, type JobSummary } from '../../lambda/core/batch-job';
-import type { RowFormat } from '../../lambda/core/rows';
 import { InferenceError } from '../../lambda/core/errors';
 import { resolveLimits } from '../../lambda/core/limits';
 import { openModel } from '../../lambda/core/open';
-import { CliError, int, parse, required, str, UsageError } from './args';
+import { CliError, int, parse, required, ROW_FILE_OPTIONS, rowFileOptions, str } from './args';
 
 const HELP = `Usage: mdk predict --model PATH --input FILE --output FILE [options]
 
@@ -90,9 +88,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
     output: { type: 'string' },
     errors: { type: 'string' },
     summary: { type: 'string' },
-    format: { type: 'string' },
-    header: { type: 'string' },
-    'id-field': { type: 'string' },
+    ...ROW_FILE_OPTIONS,
     'batch-size': { type: 'string' },
     threads: { type: 'string' },
   });
@@ -105,18 +101,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const outputPath = required(p, 'output');
   const errorsPath = str(p, 'errors') ?? `${outputPath}.errors.jsonl`;
   const summaryPath = str(p, 'summary');
-  const formatFlag = str(p, 'format');
-  if (formatFlag !== undefined && formatFlag !== 'jsonl' && formatFlag !== 'csv') {
-    throw new UsageError(`--format must be jsonl or csv, got ${JSON.stringify(formatFlag)}`);
-  }
-  const header = str(p, 'header') ?? 'auto';
-  if (header !== 'auto' && header !== 'present' && header !== 'absent') {
-    throw new UsageError(`--header must be auto, present or absent, got ${JSON.stringify(header)}`);
-  }
-  const idField = str(p, 'id-field');
-  if (idField === '') throw new UsageError('--id-field must not be empty');
-  const format: RowFormat =
-    formatFlag ?? (path.extname(inputPath).toLowerCase() === '.csv' ? 'csv' : 'jsonl');
+  const { format, header, idField } = rowFileOptions(p, inputPath);
   const limits = resolveLimits({});
   const batchSize = int(p, 'batch-size', 1, limits.maxBatch) ?? DEFAULT_BATCH_SIZE;
 

@@ -1,33 +1,15 @@
 /** `mdk baseline` end to end on a copy of the iris model folder (real onnxruntime). */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ModelBaseline, ModelManifest } from '../../lambda/core/types';
 import { irisSplit } from '../../models/build';
+import { runMdk as mdk } from '../support/mdk-cli';
 
 const ROOT = path.join(__dirname, '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
 const manifest = JSON.parse(fs.readFileSync(path.join(IRIS, 'model.json'), 'utf8')) as ModelManifest;
 const FEATURES = manifest.baseline?.features.map((f) => f.name) ?? [];
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function mdk(args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin', 'mdk.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 describe('mdk baseline', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-baseline-'));

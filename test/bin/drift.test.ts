@@ -3,7 +3,6 @@
  * onnxruntime), from the iris data as it is and with petal_length shifted, then compared with the model's
  * baseline by the CLI.
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import type { DriftReport } from '../../lambda/core/drift';
 import type { ModelManifest } from '../../lambda/core/types';
 import { irisSplit } from '../../models/build';
+import { runMdk as mdk, serveMdk, type MdkRun as Run } from '../support/mdk-cli';
 
 const ROOT = path.join(__dirname, '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
@@ -18,55 +18,10 @@ const MANIFEST = path.join(IRIS, 'model.json');
 const manifest = JSON.parse(fs.readFileSync(MANIFEST, 'utf8')) as ModelManifest;
 const FEATURES = manifest.baseline?.features.map((f) => f.name) ?? [];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function mdk(args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin', 'mdk.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
-
 /** Serves iris with capture on, sends the rows in requests of 25, and stops: `file` then holds their records. */
 async function capture(rows: readonly (readonly number[])[], file: string): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(ROOT, 'bin', 'mdk.ts'),
-      'serve',
-      '--model',
-      IRIS,
-      '--port',
-      '0',
-      '--quiet',
-      '--capture',
-      file,
-    ],
-    { cwd: ROOT, env: { ...process.env, NODE_OPTIONS: '' } },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      const m = /Serving 'iris' at (http:\/\/\S+)/.exec(stdout);
-      if (m?.[1]) resolve(m[1]);
-    });
-    void closed.then(() => reject(new Error(`mdk serve exited early: ${stderr}`)));
-  });
+  const server = await serveMdk(['--model', IRIS, '--port', '0', '--quiet', '--capture', file], 'iris');
+  const url = server.url;
   for (let i = 0; i < rows.length; i += 25) {
     const batch = rows.slice(i, i + 25);
     const res = await fetch(`${url}/v2/models/iris/infer`, {
@@ -77,8 +32,7 @@ async function capture(rows: readonly (readonly number[])[], file: string): Prom
     });
     expect(res.status).toBe(200);
   }
-  child.kill('SIGTERM');
-  expect(await closed).toBe(0);
+  expect(await server.stop()).toBe(0);
 }
 
 const PETAL_LENGTH = FEATURES.indexOf('petal_length');

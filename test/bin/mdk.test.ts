@@ -1,36 +1,12 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { addMulModel, classifierModel, removeDir, writeModel, type WrittenModel } from '../fixtures/models';
+import { runMdk as mdk, serveMdk } from '../support/mdk-cli';
 
 const ROOT = path.join(__dirname, '..', '..');
 const IRIS = path.join(ROOT, 'models', 'iris');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function start(args: string[], stdin?: string): ChildProcessWithoutNullStreams {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bin', 'mdk.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, NODE_OPTIONS: '' },
-  });
-  if (stdin !== undefined) child.stdin.end(stdin);
-  return child;
-}
-
-function mdk(args: string[], stdin?: string): Promise<Run> {
-  const child = start(args, stdin);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 const readJsonl = (file: string) =>
   fs
@@ -201,30 +177,22 @@ describe('mdk', () => {
 
   describe('serve', () => {
     it('serves a model with batching on, matches a direct run, and exits 0 on SIGTERM', async () => {
-      const child = start([
-        'serve',
-        '--model',
-        addMul.dir,
-        '--port',
-        '0',
-        '--quiet',
-        '--batch-max-size',
-        '8',
-        '--batch-max-latency-ms',
-        '1',
-      ]);
-      let stdout = '';
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          stdout += d.toString();
-          const m = /Serving 'addmul' at (http:\/\/\S+)/.exec(stdout);
-          if (m?.[1]) resolve(m[1]);
-        });
-        child.on('close', () => reject(new Error(`mdk serve exited early: ${stderr}`)));
-      });
-      expect(stdout).toMatch(/infer: +curl -s .*\/v2\/models\/addmul\/infer/);
+      const server = await serveMdk(
+        [
+          '--model',
+          addMul.dir,
+          '--port',
+          '0',
+          '--quiet',
+          '--batch-max-size',
+          '8',
+          '--batch-max-latency-ms',
+          '1',
+        ],
+        'addmul',
+      );
+      const url = server.url;
+      expect(server.stdout()).toMatch(/infer: +curl -s .*\/v2\/models\/addmul\/infer/);
 
       const a = [1, 2, 3];
       const b = [0.5, -1, 2];
@@ -249,39 +217,19 @@ describe('mdk', () => {
         Array.from(direct.product?.data as Float32Array),
       );
 
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(stderr).toMatch(/SIGTERM: draining in-flight requests/);
+      expect(await server.stop()).toBe(0);
+      expect(server.stderr()).toMatch(/SIGTERM: draining in-flight requests/);
     });
 
     it('captures served rows to a file as the AWS endpoint does, redacted as asked', async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mdk-capture-'));
       const file = path.join(dir, 'captured.jsonl');
-      const child = start([
-        'serve',
-        '--model',
-        IRIS,
-        '--port',
-        '0',
-        '--quiet',
-        '--capture',
-        file,
-        '--capture-redact',
-        'petal_length',
-      ]);
-      let stdout = '';
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          stdout += d.toString();
-          const m = /Serving 'iris' at (http:\/\/\S+)/.exec(stdout);
-          if (m?.[1]) resolve(m[1]);
-        });
-        child.on('close', () => reject(new Error(`mdk serve exited early: ${stderr}`)));
-      });
-      expect(stderr).toContain(`capturing 100% of requests to ${file}`);
+      const server = await serveMdk(
+        ['--model', IRIS, '--port', '0', '--quiet', '--capture', file, '--capture-redact', 'petal_length'],
+        'iris',
+      );
+      const url = server.url;
+      expect(server.stderr()).toContain(`capturing 100% of requests to ${file}`);
       for (const rows of [
         [[6.4, 3.2, 4.5, 1.5]],
         [
@@ -297,10 +245,8 @@ describe('mdk', () => {
         });
         expect(res.status).toBe(200);
       }
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      expect(stderr).toContain(`captured 3 rows to ${file}`);
+      expect(await server.stop()).toBe(0);
+      expect(server.stderr()).toContain(`captured 3 rows to ${file}`);
       const records = readJsonl(file);
       expect(records.map((r) => r.inputs)).toEqual([
         { input: [6.4, 3.2, null, 1.5] },
