@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CAPTURE_FORMAT, type CaptureRecord } from '../../lambda/core/capture-record';
 import type { ModelBaseline, ModelManifest, NumericStats } from '../../lambda/core/types';
+import { seededRandom } from '../../models/onnx-builder';
 
 export const IRIS_DIR = path.join(__dirname, '..', '..', 'models', 'iris');
 
@@ -16,17 +17,8 @@ export function irisManifest(): ModelManifest & { readonly baseline: ModelBaseli
   return manifest as ModelManifest & { readonly baseline: ModelBaseline };
 }
 
-/** A seeded generator in [0, 1) (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator in [0, 1): the one the model builder uses for weights. */
+export const seeded = seededRandom;
 
 /** Standard normal draws (Box-Muller). */
 export function normal(random: () => number): () => number {
