@@ -31,9 +31,9 @@ export interface ModelFolder {
 export const MODEL_FILES = ['model.onnx', 'model.json'] as const;
 export type ModelFile = (typeof MODEL_FILES)[number];
 
-/** S3 keys and CloudFormation allow these; so do semver and dates. */
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
-const VERSION = /^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/;
+/** S3 keys and CloudFormation allow these; so do semver and dates (lambda/core/types.ts has the runtime's copy). */
+export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
+export const MODEL_VERSION_PATTERN = /^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/;
 
 const HASH_CHUNK_BYTES = 8 * 1024 * 1024;
 
@@ -70,12 +70,12 @@ export function readModelFolder(dir: string): ModelFolder {
   } catch (err) {
     throw new Error(`${manifestPath} is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof manifest.name !== 'string' || !NAME.test(manifest.name)) {
+  if (typeof manifest.name !== 'string' || !MODEL_NAME_PATTERN.test(manifest.name)) {
     throw new Error(
       `${manifestPath}: "name" must be 1-63 letters, digits, '.', '_' or '-', got ${JSON.stringify(manifest.name)}`,
     );
   }
-  if (typeof manifest.version !== 'string' || !VERSION.test(manifest.version)) {
+  if (typeof manifest.version !== 'string' || !MODEL_VERSION_PATTERN.test(manifest.version)) {
     throw new Error(
       `${manifestPath}: "version" must be 1-64 letters, digits, '.', '_', '+' or '-' (like 1.2.0), got ${JSON.stringify(manifest.version)}`,
     );

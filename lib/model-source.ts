@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import { CustomResourceProvider } from './custom-resource-provider';
 import { ModelArtifact } from './model-artifact';
 import { grantReadModelVersions, type IModelVersion } from './model-bucket';
+import { MODEL_NAME_PATTERN } from './model-folder';
 import { acknowledgeWildcards } from './nag';
 
 /** What a model source needs from the endpoint that serves it. */
@@ -99,8 +100,6 @@ export interface RegistryModelProps extends RegistryModelOptions {
 
 /** ModelPackageGroupName's pattern in the SageMaker API. */
 const GROUP_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
-/** As lib/model-folder.ts: a manifest name. */
-const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
 
 function checkGroup(group: string, where: string): void {
   if (cdk.Token.isUnresolved(group)) {
@@ -156,7 +155,7 @@ export class RegistryModel extends Construct implements IModelVersion {
     if (
       props.modelName !== undefined &&
       !cdk.Token.isUnresolved(props.modelName) &&
-      !MODEL_NAME.test(props.modelName)
+      !MODEL_NAME_PATTERN.test(props.modelName)
     ) {
       throw new Error(
         `RegistryModel ${this.node.path}: modelName ${JSON.stringify(props.modelName)} is not a model name (1-63 letters, digits, '.', '_' or '-')`,

@@ -7,6 +7,7 @@
 import { gunzipSync } from 'node:zlib';
 import type { FirehoseTransformationEventRecord, FirehoseTransformationResultRecord } from 'aws-lambda';
 import { isCaptureRecord } from './capture-record';
+import { MODEL_NAME_PATTERN, MODEL_VERSION_PATTERN } from './types';
 
 /** What CloudWatch Logs sends a subscription's destination, gzipped. */
 export interface LogsSubscriptionEnvelope {
@@ -31,10 +32,6 @@ export const MAX_RESPONSE_BYTES = Math.floor(5.5 * 1024 * 1024);
 
 /** A result record's JSON around its data: ids, status, partition keys and punctuation. */
 export const RECORD_OVERHEAD_BYTES = 512;
-
-/** The names and versions the constructs accept (lib/model-folder.ts): safe as S3 key segments. */
-const MODEL_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
-const MODEL_VERSION = /^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/;
 
 /** Why a record was failed; never its content. */
 export type FailureReason = 'gzip' | 'json' | 'envelope' | 'partition' | 'too-large';
@@ -143,7 +140,7 @@ function transformOne(record: FirehoseTransformationEventRecord, maxBytes: numbe
     counts[key] = (counts[key] ?? 0) + 1;
   }
   if (!first) return { kind: 'dropped', other };
-  if (!MODEL_NAME.test(first.model) || !MODEL_VERSION.test(first.version)) {
+  if (!MODEL_NAME_PATTERN.test(first.model) || !MODEL_VERSION_PATTERN.test(first.version)) {
     return { kind: 'failed', reason: 'partition' };
   }
   // One log stream is one Lambda instance or one task, which serves one model version, so an envelope (one

@@ -27,6 +27,7 @@ import {
 import { loadModelFiles, MANIFEST_FILE, MODEL_FILE, parseS3Uri, sha256Hex as sha256 } from './model-store';
 import type { CustomResourceEvent, CustomResourceOutcome } from './custom-resource';
 import { httpStatus, objectSha256, s3Uri, sha256Conflicts } from './publish';
+import { MODEL_NAME_PATTERN, MODEL_VERSION_PATTERN } from './types';
 
 /** A registry call failed for a reason the user can fix; the message says which. */
 export class RegistryError extends Error {
@@ -56,9 +57,6 @@ const PROPERTY_KEY = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 
 /** ModelPackageGroupName's pattern in the SageMaker API. */
 export const GROUP_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
-/** The names and versions the constructs accept (lib/model-folder.ts): safe as S3 key segments. */
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
-const VERSION = /^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/;
 
 /** The file beside model.json that ModelMetrics points at, when the manifest has metrics. */
 export const METRICS_FILE = 'metrics.json';
@@ -357,12 +355,12 @@ async function readFolder(
   if (!loaded.manifest) throw new RegistryError(`model folder ${dir} has no ${MANIFEST_FILE}`);
   const manifest = loaded.manifest as unknown as Record<string, unknown>;
   const { name, version } = loaded.manifest;
-  if (!NAME.test(name)) {
+  if (!MODEL_NAME_PATTERN.test(name)) {
     throw new RegistryError(
       `${MANIFEST_FILE}: "name" must be 1-63 letters, digits, '.', '_' or '-', got ${JSON.stringify(name)}`,
     );
   }
-  if (!VERSION.test(version)) {
+  if (!MODEL_VERSION_PATTERN.test(version)) {
     throw new RegistryError(
       `${MANIFEST_FILE}: "version" must be 1-64 letters, digits, '.', '_', '+' or '-', got ${JSON.stringify(version)}`,
     );

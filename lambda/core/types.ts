@@ -137,3 +137,10 @@ export interface ModelManifest {
   readonly sample?: { readonly request: InferRequest; readonly response: InferResponse };
   readonly training?: Readonly<Record<string, string | number>>;
 }
+
+/**
+ * Model names and versions as the constructs accept them (lib/model-folder.ts has the same, as lib may not
+ * import the runtime): safe as S3 key segments and in CloudFormation; versions allow semver and dates.
+ */
+export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
+export const MODEL_VERSION_PATTERN = /^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$/;
