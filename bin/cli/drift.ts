@@ -1,9 +1,6 @@
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { CAPTURE_FORMAT, isCaptureRecord, type CaptureRecord } from '../../lambda/core/capture-record';
 import {
   DEFAULT_MIN_ROWS,
@@ -12,6 +9,7 @@ import {
   type ColumnDrift,
   type DriftReport,
 } from '../../lambda/core/drift';
+import { captureLines } from '../../lambda/core/capture-record';
 import { splitCsvLine, strictNumber } from '../../lambda/core/rows';
 import type { ModelBaseline } from '../../lambda/core/types';
 import { CliError, int, parse, required, str, UsageError } from './args';
@@ -93,22 +91,15 @@ async function readBaselineFile(file: string): Promise<BaselineFile> {
   };
 }
 
-/** The file's bytes, gunzipped when they start with gzip's magic number (whatever the file is called). */
-async function openData(file: string): Promise<Readable> {
-  const handle = await fs.open(file, 'r').catch(() => {
+/**
+ * The file's lines, gunzipped when it starts with gzip's magic number (whatever it is called): the drift job's
+ * own reader, so a file reads here as it would from the capture bucket. A line too long to be a record is null.
+ */
+async function dataLines(file: string): Promise<AsyncGenerator<string | null>> {
+  await fs.access(file).catch(() => {
     throw new CliError(`data file ${file} does not exist`);
   });
-  const head = Buffer.alloc(2);
-  try {
-    await handle.read(head, 0, 2, 0);
-  } finally {
-    await handle.close();
-  }
-  const stream = createReadStream(file, { highWaterMark: READ_BUFFER_BYTES });
-  if (head[0] !== 0x1f || head[1] !== 0x8b) return stream;
-  const gunzip = createGunzip();
-  stream.on('error', (err) => gunzip.destroy(err));
-  return stream.pipe(gunzip);
+  return captureLines(createReadStream(file, { highWaterMark: READ_BUFFER_BYTES }));
 }
 
 interface Group {
@@ -205,10 +196,13 @@ async function readData(file: string, b: BaselineFile): Promise<ReadResult & { i
       if (g.end === undefined || r.time > g.end) g.end = r.time;
     }
   };
-  const lines = createInterface({ input: await openData(file), crlfDelay: Infinity });
   let line = 0;
-  for await (const text of lines) {
+  for await (const text of await dataLines(file)) {
     line++;
+    if (text === null) {
+      other++;
+      continue;
+    }
     if (text.trim() === '') continue;
     // Capture files are JSON lines; anything else is taken for a CSV file.
     format ??= text.trimStart().startsWith('{') ? 'capture records' : 'CSV';

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
+import { pipeline, Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 
 /**
  * The data capture record: one JSON line per row a model predicted. The serving path writes it to its log
@@ -67,4 +70,68 @@ export function capturePrefix(model: string, version: string, date: string, root
  */
 export function hashValue(value: string | number | boolean): string {
   return `sha256:${createHash('sha256').update(String(value)).digest('hex').slice(0, 16)}`;
+}
+
+/** A line longer than this is not a capture record (CloudWatch Logs caps an event at 256 KiB): skipped, counted bad. */
+export const MAX_LINE_CHARS = 1024 * 1024;
+
+/** The body's bytes, gunzipped when they start with gzip's magic number (Firehose's GZIP), else as they are. */
+async function* decodedChunks(body: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  const it = body[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  let done = false;
+  while (head.length < 2 && !done) {
+    const next = await it.next();
+    if (next.done) done = true;
+    else head = Buffer.concat([head, Buffer.from(next.value)]);
+  }
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (head.length > 0) yield head;
+    while (!done) {
+      const next = await it.next();
+      if (next.done) done = true;
+      else yield Buffer.from(next.value);
+    }
+  }
+  if (head[0] !== 0x1f || head[1] !== 0x8b) {
+    yield* rest();
+    return;
+  }
+  // pipeline destroys the gunzip with the source's error, so iterating it rejects instead of hanging.
+  const gunzip = pipeline(Readable.from(rest()), createGunzip(), () => undefined);
+  for await (const chunk of gunzip) yield chunk as Buffer;
+}
+
+/**
+ * An object's lines, streamed: one chunk and one line in memory at a time. A line longer than MAX_LINE_CHARS
+ * is yielded as null (and dropped), so a corrupt object cannot grow a line without bound.
+ */
+export async function* captureLines(body: AsyncIterable<Uint8Array>): AsyncGenerator<string | null> {
+  const decoder = new StringDecoder('utf8');
+  let carry = '';
+  let dropping = false;
+  const split = function* (text: string): Generator<string | null> {
+    let from = 0;
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
+      const piece = text.slice(from, nl);
+      from = nl + 1;
+      if (dropping) {
+        dropping = false;
+        continue;
+      }
+      const line = carry + piece;
+      carry = '';
+      yield line.length > MAX_LINE_CHARS ? null : line;
+    }
+    if (dropping) return;
+    carry += text.slice(from);
+    if (carry.length > MAX_LINE_CHARS) {
+      carry = '';
+      dropping = true;
+      yield null;
+    }
+  };
+  for await (const chunk of decodedChunks(body)) yield* split(decoder.write(chunk));
+  yield* split(decoder.end());
+  if (!dropping && carry !== '') yield carry;
 }

@@ -3,9 +3,6 @@
  * per version against the version's baseline from the model bucket, publishes the drift as CloudWatch metrics
  * and writes a JSON report per version. The handler (handlers/drift.ts) only wires clients and config to it.
  */
-import { StringDecoder } from 'node:string_decoder';
-import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import {
   PutMetricDataCommand,
   StandardUnit,
@@ -13,7 +10,7 @@ import {
   type MetricDatum,
 } from '@aws-sdk/client-cloudwatch';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { isCaptureRecord } from './capture-record';
+import { captureLines, isCaptureRecord } from './capture-record';
 import { DEFAULT_MIN_ROWS, DEFAULT_PSI_THRESHOLD, DriftAccumulator, type DriftReport } from './drift';
 import { intVar } from './runtime-config';
 import type { ModelManifest } from './types';
@@ -24,8 +21,6 @@ export const DEFAULT_WINDOW_HOURS = 24;
 export const DEFAULT_METRIC_NAMESPACE = 'ModelDeployKit';
 /** PutMetricData takes at most this many metrics per call. */
 export const MAX_METRICS_PER_CALL = 1000;
-/** A line longer than this is not a capture record (CloudWatch Logs caps an event at 256 KiB): skipped, counted bad. */
-export const MAX_LINE_CHARS = 1024 * 1024;
 /**
  * Firehose files a record under the day it arrived, which is after it was captured (its buffer holds data up
  * to 15 minutes, and the log subscription adds a little): the job also reads the day after the window's end
@@ -165,67 +160,6 @@ export function windowDays(window: DriftWindow): string[] {
 export function reportKey(config: DriftJobConfig, version: string, end: Date): string {
   const iso = end.toISOString();
   return `${config.reportPrefix}model=${config.modelName}/version=${version}/date=${iso.slice(0, 10)}/${iso.replace(/:/g, '-')}.json`;
-}
-
-/** The body's bytes, gunzipped when they start with gzip's magic number (Firehose's GZIP), else as they are. */
-async function* decodedChunks(body: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
-  const it = body[Symbol.asyncIterator]();
-  let head = Buffer.alloc(0);
-  let done = false;
-  while (head.length < 2 && !done) {
-    const next = await it.next();
-    if (next.done) done = true;
-    else head = Buffer.concat([head, Buffer.from(next.value)]);
-  }
-  async function* rest(): AsyncGenerator<Buffer> {
-    if (head.length > 0) yield head;
-    while (!done) {
-      const next = await it.next();
-      if (next.done) done = true;
-      else yield Buffer.from(next.value);
-    }
-  }
-  if (head[0] !== 0x1f || head[1] !== 0x8b) {
-    yield* rest();
-    return;
-  }
-  // pipeline destroys the gunzip with the source's error, so iterating it rejects instead of hanging.
-  const gunzip = pipeline(Readable.from(rest()), createGunzip(), () => undefined);
-  for await (const chunk of gunzip) yield chunk as Buffer;
-}
-
-/**
- * An object's lines, streamed: one chunk and one line in memory at a time. A line longer than MAX_LINE_CHARS
- * is yielded as null (and dropped), so a corrupt object cannot grow a line without bound.
- */
-export async function* captureLines(body: AsyncIterable<Uint8Array>): AsyncGenerator<string | null> {
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
-  let dropping = false;
-  const split = function* (text: string): Generator<string | null> {
-    let from = 0;
-    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
-      const piece = text.slice(from, nl);
-      from = nl + 1;
-      if (dropping) {
-        dropping = false;
-        continue;
-      }
-      const line = carry + piece;
-      carry = '';
-      yield line.length > MAX_LINE_CHARS ? null : line;
-    }
-    if (dropping) return;
-    carry += text.slice(from);
-    if (carry.length > MAX_LINE_CHARS) {
-      carry = '';
-      dropping = true;
-      yield null;
-    }
-  };
-  for await (const chunk of decodedChunks(body)) yield* split(decoder.write(chunk));
-  yield* split(decoder.end());
-  if (!dropping && carry !== '') yield carry;
 }
 
 /** What the job needs of a logger; Powertools' Logger is one. */

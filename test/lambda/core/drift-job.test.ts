@@ -22,14 +22,17 @@ import {
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { capturePrefix, CAPTURE_FORMAT } from '../../../lambda/core/capture-record';
-import type { DriftReport } from '../../../lambda/core/drift';
 import {
   captureLines,
+  capturePrefix,
+  CAPTURE_FORMAT,
+  MAX_LINE_CHARS,
+} from '../../../lambda/core/capture-record';
+import type { DriftReport } from '../../../lambda/core/drift';
+import {
   driftJobConfigFromEnv,
   driftMetrics,
   driftWindow,
-  MAX_LINE_CHARS,
   reportKey,
   runDriftJob,
   windowDays,
