@@ -7,6 +7,7 @@
  * count per distinct value; an integer column also keeps its values until it is known to be numeric.
  */
 import { BatchPredictor, type RowInput } from './batch';
+import { histogramBin } from './drift';
 import { BadRequestError, InferenceError } from './errors';
 import type { Limits } from './limits';
 import type { OnnxModel, TensorIO } from './model';
@@ -59,15 +60,9 @@ export function numericStats(values: ArrayLike<number>, bins = HISTOGRAM_BINS): 
   const width = (max - min) / bins;
   const edges = Array.from({ length: bins + 1 }, (_, i) => (i === bins ? sig6(max) : sig6(min + i * width)));
   const counts = new Array<number>(bins).fill(0);
-  const last = bins - 1;
+  // The rule drift re-bins captured values with, so the two counts compare.
   for (let i = 0; i < n; i++) {
-    const v = sorted[i] as number;
-    // Bins are [lo, hi) except the last, which is closed so that max lands in it.
-    let bin = last;
-    if (v < (edges[last] as number)) {
-      bin = 0;
-      while (v >= (edges[bin + 1] as number)) bin++;
-    }
+    const bin = histogramBin(edges, sorted[i] as number);
     counts[bin] = (counts[bin] as number) + 1;
   }
   return {

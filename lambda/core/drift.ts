@@ -332,7 +332,7 @@ function makeColumn(
  * counted. Values below the first edge go in the first bin and above the last edge in the last bin, so the
  * ends are open: a shift past the training range still lands in (and inflates) an edge bin.
  */
-function binOf(edges: readonly number[], v: number): number {
+export function histogramBin(edges: readonly number[], v: number): number {
   const bins = edges.length - 1;
   let lo = 0;
   let hi = bins - 1;
@@ -454,7 +454,7 @@ export class DriftAccumulator {
         c.hashedNumbers++;
         c.missing++;
       } else if (typeof v === 'number' && Number.isFinite(v)) {
-        (c.actual[binOf(c.edges as readonly number[], v)] as number)++;
+        (c.actual[histogramBin(c.edges as readonly number[], v)] as number)++;
         c.count++;
       } else {
         c.missing++;
