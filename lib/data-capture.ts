@@ -9,7 +9,7 @@ import * as destinations from 'aws-cdk-lib/aws-logs-destinations';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { newPrivateBucket, type ModelBucketProps } from './model-bucket';
-import { METRICS_NAMESPACE, METRICS_SERVICE } from './model-function';
+import { runtimeMetric } from './model-function';
 import { acknowledgeWildcards } from './nag';
 import { RuntimeFunction } from './runtime-function';
 import { checkWholeDays } from './validate';
@@ -326,13 +326,11 @@ export class DataCapture extends Construct {
   }
 
   private transformMetric(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
+    return runtimeMetric(
       metricName,
-      dimensionsMap: { service: METRICS_SERVICE, stream: this.deliveryStream.deliveryStreamName },
-      statistic: 'Sum',
-      ...props,
-    });
+      { stream: this.deliveryStream.deliveryStreamName },
+      { statistic: 'Sum', ...props },
+    );
   }
 
   private grantReadPrefix(grantee: iam.IGrantable, prefix: string, reason: string): iam.Grant {

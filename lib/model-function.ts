@@ -326,22 +326,28 @@ export class ModelFunction extends Construct implements iam.IGrantable {
 
   /** Init phases that could not load the model (EMF); such an instance answers 503. */
   public metricModelLoadFailures(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: 'ModelLoadFailures',
-      dimensionsMap: { service: METRICS_SERVICE },
-      statistic: 'Sum',
-      ...props,
-    });
+    return runtimeMetric('ModelLoadFailures', {}, { statistic: 'Sum', ...props });
   }
 
   /** A metric the runtime publishes (EMF) for this function's model, e.g. a handler's own counts. */
   public metricRuntime(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
-    return new cloudwatch.Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName,
-      dimensionsMap: { service: METRICS_SERVICE, model: this.modelName },
-      ...props,
-    });
+    return runtimeMetric(metricName, { model: this.modelName }, props);
   }
+}
+
+/**
+ * A metric the runtime writes as EMF (Powertools, namespace ModelDeployKit): dimension `service` plus the ones
+ * given, e.g. `{ model }` for a server's or `{ stream }` for the capture transform's.
+ */
+export function runtimeMetric(
+  metricName: string,
+  dimensions: Record<string, string>,
+  props?: cloudwatch.MetricOptions,
+): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName,
+    dimensionsMap: { service: METRICS_SERVICE, ...dimensions },
+    ...props,
+  });
 }

@@ -8,7 +8,6 @@ import type { InferenceApi } from './inference-api';
 import type { OnnxContainerService } from './onnx-container-service';
 import type { OnnxFunction } from './onnx-function';
 import { thresholdAlarm } from './alarms';
-import { METRICS_NAMESPACE, METRICS_SERVICE } from './model-function';
 import { checkPositiveInteger } from './validate';
 
 /** Alarm thresholds. Every alarm is created; a field left out takes its default. */
@@ -408,14 +407,7 @@ export class ModelMonitoring extends Construct {
       } else {
         const s = service as OnnxContainerService;
         const containerRuntime = (metricName: string, statistic: string) =>
-          new cloudwatch.Metric({
-            namespace: METRICS_NAMESPACE,
-            metricName,
-            dimensionsMap: { service: METRICS_SERVICE, model: s.modelName },
-            statistic,
-            period,
-            label: `${metricName} ${statistic}`,
-          });
+          s.metricRuntime(metricName, { period, statistic, label: `${metricName} ${statistic}` });
         widgets.push(
           graph(
             'Load balancer requests and 5XX',

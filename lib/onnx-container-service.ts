@@ -19,7 +19,13 @@ import {
 import { InferenceBackend } from './inference-api';
 import type { IModelVersion } from './model-bucket';
 import { readModelFolder, type ModelFolder } from './model-folder';
-import { METRICS_NAMESPACE, METRICS_SERVICE, type InferenceLimits, type LogLevel } from './model-function';
+import {
+  METRICS_NAMESPACE,
+  METRICS_SERVICE,
+  runtimeMetric,
+  type InferenceLimits,
+  type LogLevel,
+} from './model-function';
 import { checkPositiveInteger } from './validate';
 
 /** Dynamic batching: concurrent requests are merged into one model run. */
@@ -596,6 +602,11 @@ export class OnnxContainerService extends Construct implements iam.IGrantable {
       label: 'Target 5XX rate (%)',
       period,
     });
+  }
+
+  /** A metric the server writes as EMF for this service's model (RequestLatency, InferenceLatency, BatchSize, ...). */
+  public metricRuntime(metricName: string, props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return runtimeMetric(metricName, { model: this.modelName }, props);
   }
 
   /** Tasks that logged "model failed to load" (and exited), from a metric filter on the container's logs. */
