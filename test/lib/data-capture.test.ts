@@ -5,9 +5,13 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import * as ort from 'onnxruntime-node';
+import { DataCapturer } from '../../lambda/core/capture';
+import { CAPTURE_FORMAT } from '../../lambda/core/capture-record';
+import { openModel } from '../../lambda/core/open';
 import { CAPTURE_FILTER_PATTERN, DataCapture } from '../../lib/data-capture';
 import { ModelBucketEncryption } from '../../lib/model-bucket';
-import { onlyResource, template, testApp, testStack } from '../support/cdk';
+import { IRIS_DIR, onlyResource, template, testApp, testStack } from '../support/cdk';
 import { annotations, cfnLintErrors, templateFiles } from '../support/checks';
 
 type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown; Effect: string };
@@ -30,6 +34,36 @@ function objectPatterns(stack: cdk.Stack, statements: Statement[]): string[] {
   const text = JSON.stringify(stack.resolve(statements.map((s) => s.Resource)));
   return [...text.matchAll(/"\/([^"]*)"/g)].map((m) => m[1] ?? '').sort();
 }
+
+describe('the subscription filter and the runtime agree', () => {
+  test('the pattern selects the lines the runtime writes and no other log line', async () => {
+    // The filter is asserted as text elsewhere; this ties it to the record the server really writes.
+    const m = /^\{ \$\.(\w+) = (\d+) \}$/.exec(CAPTURE_FILTER_PATTERN);
+    if (!m) throw new Error(`unexpected pattern ${CAPTURE_FILTER_PATTERN}`);
+    const [, field, value] = m as unknown as [string, string, string];
+    const { model } = await openModel({ location: IRIS_DIR });
+    const lines: string[] = [];
+    new DataCapturer({ percent: 100, redact: [], hash: [], maxRows: 10 }, (l) => lines.push(l)).capture({
+      model,
+      requestId: undefined,
+      feeds: { input: new ort.Tensor('float32', Float32Array.from([6.4, 3.2, 4.5, 1.5]), [1, 4]) },
+      results: {},
+      rows: 1,
+      latencyMs: 1,
+    });
+    await model.release();
+    const record = JSON.parse(lines.join('').trim()) as Record<string, unknown>;
+    expect(record[field]).toBe(Number(value));
+    expect(CAPTURE_FORMAT).toBe(Number(value));
+    // An EMF line and a Powertools log line have no such field.
+    for (const other of [
+      '{"_aws":{"Timestamp":1},"CapturedRows":1}',
+      '{"level":"INFO","message":"model loaded"}',
+    ]) {
+      expect((JSON.parse(other) as Record<string, unknown>)[field]).toBeUndefined();
+    }
+  });
+});
 
 describe('DataCapture', () => {
   test('the stream: Lambda transform with a 0.25 MB buffer, dynamic partitioning by model, version and date, GZIP, SSE', () => {
